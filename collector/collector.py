@@ -1,0 +1,234 @@
+"""The collector: validate an event, enrich it, and fan it out to every destination.
+
+Each destination gets the event through its own compiled mapping and consent
+gate; one destination failing never affects the others.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+
+from collector.consent import is_granted, merge_consent
+from collector.destination import (
+    Destination,
+    DestinationConfig,
+    DestinationStats,
+    PushContext,
+    ShutdownReport,
+    Skipped,
+)
+from collector.event import Event, Properties, fill_defaults, validate_event
+from collector.mapping import CompiledMapping, MappingConfigError, compile_mapping
+from collector.registry import load_package
+
+logger = logging.getLogger("flows.collector")
+
+SENT = "sent"
+FAILED = "failed"
+SKIPPED_CONSENT = Skipped("consent")
+SKIPPED_IGNORE = Skipped("ignore")
+
+
+class CollectorConfig(BaseModel):
+    """Defaults the collector adds to every event."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    globals: Properties = Field(default_factory=dict)
+    consent: dict[str, StrictBool] = Field(default_factory=dict)
+    user: dict[str, Any] = Field(default_factory=dict)
+    custom: Properties = Field(default_factory=dict)
+    source: dict[str, Any] | None = Field(
+        None, description="Set as the event's source when it has none"
+    )
+
+
+class DestinationSetupError(ValueError):
+    """A destination's config is invalid; ``path`` says where."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}" if path else reason)
+
+
+class ActiveDestination:
+    """A destination with its compiled mapping, consent requirement and counters."""
+
+    __slots__ = ("consent", "destination", "id", "mapping", "stats")
+
+    def __init__(
+        self,
+        destination: Destination[Any],
+        mapping: CompiledMapping,
+        consent: Mapping[str, bool] | None = None,
+    ) -> None:
+        self.destination = destination
+        self.id = destination.id
+        self.mapping = mapping
+        self.consent = dict(consent) if consent else None
+        self.stats = DestinationStats()
+
+    def route(
+        self, event: Mapping[str, Any], consent: Mapping[str, bool]
+    ) -> tuple[Mapping[str, Any], PushContext] | Skipped:
+        """Consent gate and mapping for one event: what ``push`` would get, or why not."""
+        if self.consent is not None and not is_granted(self.consent, consent):
+            return SKIPPED_CONSENT
+        result = self.mapping.process(event, consent)
+        if result.ignore:
+            return SKIPPED_IGNORE
+        rule = result.rule
+        if rule is not None and rule.consent is not None and not is_granted(rule.consent, consent):
+            return SKIPPED_CONSENT
+        context = PushContext(rule, result.data, consent, self.destination.logger, result.silent)
+        return result.event, context
+
+    def deliver(self, event: Mapping[str, Any], consent: Mapping[str, bool]) -> str | Skipped:
+        """Run one event through this destination; never raises."""
+        try:
+            routed = self.route(event, consent)
+            if isinstance(routed, Skipped):
+                self.stats.skip(routed.reason)
+                return routed
+            outcome = self.destination.push(*routed)
+        except Exception:
+            self.stats.failed += 1
+            logger.exception("destination %s failed on event %r", self.id, event.get("name", ""))
+            return FAILED
+        if outcome is None:
+            self.stats.sent += 1
+            return SENT
+        self.stats.skip(outcome.reason)
+        return outcome
+
+
+def build_destination(
+    destination_id: str,
+    package: str | type[Destination[Any]],
+    config: Mapping[str, Any],
+    path: str = "",
+) -> ActiveDestination:
+    """Create a destination from its package and config; errors name the config path."""
+    where = path or f"destinations.{destination_id}"
+    cls = load_package(package) if isinstance(package, str) else package
+    if not (isinstance(cls, type) and issubclass(cls, Destination)):
+        raise DestinationSetupError(f"{where}.package", f"{package!r} is not a Destination class")
+    try:
+        common = DestinationConfig.model_validate(config)
+    except ValidationError as error:
+        first = error.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise DestinationSetupError(f"{where}.config.{loc}", first["msg"]) from None
+    try:
+        settings = cls.Settings.model_validate(common.settings)
+    except ValidationError as error:
+        first = error.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise DestinationSetupError(f"{where}.config.settings.{loc}", first["msg"]) from None
+    destination = cls(settings, destination_id=destination_id)
+    try:
+        mapping = compile_mapping(
+            config, f"{where}.config", compile_settings=destination.compile_rule_settings
+        )
+    except MappingConfigError as error:
+        raise DestinationSetupError(error.path, error.reason) from None
+    return ActiveDestination(destination, mapping, common.consent)
+
+
+@dataclass(slots=True)
+class PushResult:
+    """The enriched event and what each destination did with it."""
+
+    event: Event
+    outcomes: dict[str, str | Skipped]
+
+
+class Collector:
+    """Validates, enriches and fans out events; ``push`` is safe from many threads."""
+
+    def __init__(
+        self,
+        config: CollectorConfig | Mapping[str, Any] | None = None,
+        destinations: list[ActiveDestination] | None = None,
+    ) -> None:
+        self.config = (
+            config
+            if isinstance(config, CollectorConfig)
+            else CollectorConfig.model_validate(config or {})
+        )
+        self.destinations: list[ActiveDestination] = list(destinations or [])
+        self._counter = itertools.count(1)
+        self._globals = self.config.globals
+        self._consent = self.config.consent
+        self._user = self.config.user
+        self._custom = self.config.custom
+        self._source = self.config.source
+        self._lock = threading.Lock()
+        self._started = False
+
+    def add_destination(self, destination: ActiveDestination) -> None:
+        """Add a destination; call before ``start``."""
+        self.destinations.append(destination)
+
+    def start(self) -> None:
+        """Initialise every destination (once)."""
+        with self._lock:
+            if self._started:
+                return
+            for active in self.destinations:
+                active.destination.init()
+            self._started = True
+
+    @property
+    def ready(self) -> bool:
+        return self._started
+
+    def prepare(self, raw: Any) -> Event:
+        """Validate and enrich one event without sending it (raises EventValidationError)."""
+        event = validate_event(raw)
+        if self._globals:
+            event["globals"] = {**self._globals, **event.get("globals", {})}
+        if self._user:
+            event["user"] = {**self._user, **event.get("user", {})}  # type: ignore[typeddict-item]
+        if self._custom:
+            event["custom"] = {**self._custom, **event.get("custom", {})}
+        consent = event.get("consent")
+        if self._consent or consent is None:
+            event["consent"] = merge_consent(self._consent, consent)
+        if self._source is not None and "source" not in event:
+            event["source"] = dict(self._source)  # type: ignore[typeddict-item]
+        if "count" not in event:
+            event["count"] = next(self._counter)
+        return fill_defaults(event)
+
+    def push(self, raw: Any) -> PushResult:
+        """Validate, enrich and deliver one event to every destination."""
+        event = self.prepare(raw)
+        consent = event["consent"]
+        outcomes = {active.id: active.deliver(event, consent) for active in self.destinations}
+        return PushResult(event, outcomes)
+
+    def shutdown(self, timeout: float = 10.0) -> dict[str, ShutdownReport]:
+        """Shut every destination down, sharing ``timeout`` seconds between them."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        reports: dict[str, ShutdownReport] = {}
+        for active in self.destinations:
+            remaining = max(0.0, deadline - time.monotonic())
+            try:
+                reports[active.id] = active.destination.shutdown(remaining)
+            except Exception as error:
+                logger.exception("destination %s failed to shut down", active.id)
+                reports[active.id] = ShutdownReport(
+                    detail=f"shutdown failed: {type(error).__name__}"
+                )
+        return reports

@@ -1,0 +1,132 @@
+"""The destination interface: what a package implements to receive events.
+
+A destination declares its ``type`` name and a pydantic ``Settings`` model
+(so config errors surface at load), may compile its rule ``settings`` once
+(``compile_rule_settings``), and implements ``push``; ``push_batch``,
+``init``, ``shutdown`` and ``check_connection`` have sensible defaults.
+"""
+
+from __future__ import annotations
+
+import builtins
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
+
+from collector.mapping import CompiledRule
+from collector.mapping_config import Rules, ValueConfig
+from collector.paths import UNDEFINED
+
+
+class DestinationConfig(BaseModel):
+    """The part of a destination's config that every destination shares."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    settings: dict[str, Any] = Field(default_factory=dict)
+    mapping: Rules | None = None
+    data: ValueConfig | None = None
+    policy: dict[str, ValueConfig] | None = None
+    include: list[StrictStr] | None = None
+    consent: dict[str, StrictBool] | None = Field(
+        None, description="Consent this destination requires (any one granted is enough)"
+    )
+
+
+@dataclass(slots=True)
+class PushContext:
+    """What a destination gets beside the event: the matched rule and the resolved data."""
+
+    rule: CompiledRule | None
+    data: Any
+    consent: Mapping[str, bool]
+    logger: logging.Logger
+    silent: bool = False
+
+    @property
+    def has_data(self) -> bool:
+        return self.data is not UNDEFINED
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A destination chose not to send an event; ``reason`` says why (``no identity``)."""
+
+    reason: str
+
+
+@dataclass(slots=True)
+class ShutdownReport:
+    """How a destination's shutdown went: what it could not deliver in time."""
+
+    undelivered: int = 0
+    timed_out: bool = False
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class ConnectionReport:
+    """The result of a destination's connection check (``flows validate --check``)."""
+
+    ok: bool
+    detail: str
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseModel)
+
+
+class Destination(ABC, Generic[SettingsT]):
+    """Base class for destinations; subclass with ``type`` and ``Settings`` set."""
+
+    type: ClassVar[str]
+    Settings: ClassVar[builtins.type[BaseModel]]
+
+    def __init__(self, settings: SettingsT, *, destination_id: str | None = None) -> None:
+        self.settings = settings
+        self.id = destination_id or self.type
+        self.logger = logging.getLogger(f"flows.destination.{self.id}")
+
+    def compile_rule_settings(self, settings: dict[str, Any], path: str) -> Any:
+        """Turn a rule's ``settings`` into what ``push`` wants, once, at load."""
+        return settings
+
+    def init(self) -> None:
+        """Open connections or start workers; called once before the first push."""
+
+    @abstractmethod
+    def push(self, event: Mapping[str, Any], context: PushContext) -> Skipped | None:
+        """Handle one event; return Skipped(reason) when not sending it."""
+
+    def push_batch(
+        self, items: Sequence[tuple[Mapping[str, Any], PushContext]]
+    ) -> list[Skipped | None]:
+        """Handle several events; the default pushes them one by one."""
+        return [self.push(event, context) for event, context in items]
+
+    def shutdown(self, timeout: float) -> ShutdownReport:
+        """Deliver what is queued within ``timeout`` seconds and release resources."""
+        return ShutdownReport()
+
+    def check_connection(self) -> ConnectionReport:
+        """Check the destination can be reached, without sending data."""
+        return ConnectionReport(True, "nothing to check")
+
+    def stats(self) -> dict[str, int]:
+        """Destination-specific counters for metrics (queue depth, dropped, ...)."""
+        return {}
+
+
+@dataclass(slots=True)
+class DestinationStats:
+    """Per-destination counters kept by the collector."""
+
+    sent: int = 0
+    failed: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1

@@ -1,0 +1,621 @@
+"""The walkerOS mapping language, compiled once into plain functions.
+
+``compile_value`` turns a value config (a key path, an object with
+``key``/``value``/``map``/``loop``/``set``/``consent``/``condition``/``fn``/
+``validate``, or a list meaning "first that resolves") into a resolver;
+``compile_mapping`` does the same for a destination's rules, ``data``,
+``policy`` and ``include``. Per event only the compiled functions run: no
+path parsing, regex or model building.
+
+Resolvers return ``UNDEFINED`` for "no value", as walkerOS returns
+``undefined``; JSON null resolves to no value too (walkerOS does not treat
+null as a property).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from collector.callables import CallableImportError, import_callable
+from collector.consent import is_granted
+from collector.paths import UNDEFINED, PathError, compile_path, delete_path, set_path
+
+logger = logging.getLogger("collector.mapping")
+
+
+class MappingConfigError(ValueError):
+    """A mapping config cannot be compiled; ``path`` says where (``mapping.page.view.data``)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}" if path else reason)
+
+
+@dataclass(slots=True)
+class MappingContext:
+    """What a value resolver may look at besides its input value."""
+
+    event: Mapping[str, Any]
+    consent: Mapping[str, bool] | None
+
+
+Resolver = Callable[[Any, MappingContext], Any]
+"""Resolves a value config against a value; returns UNDEFINED when nothing resolves."""
+
+_VALUE_KEYS = frozenset(
+    {"key", "value", "map", "loop", "set", "consent", "condition", "fn", "validate"}
+)
+
+
+def _nothing(value: Any, context: MappingContext) -> Any:
+    return UNDEFINED
+
+
+def compile_value(config: Any, path: str = "") -> Resolver:
+    """Compile one walkerOS value config into a resolver."""
+    if config is None:
+        return _nothing
+    if isinstance(config, BaseModel):
+        # Settings models validate value configs; compile what the user wrote.
+        config = config.model_dump(by_alias=True, exclude_unset=True)
+    if isinstance(config, str):
+        getter = _compile_key(config, path)
+
+        def resolve_key(value: Any, context: MappingContext) -> Any:
+            found = getter(value)
+            return UNDEFINED if found is None else found
+
+        return resolve_key
+    if isinstance(config, list):
+        return _compile_first_of(config, path)
+    if isinstance(config, dict):
+        return _compile_object(config, path)
+    raise MappingConfigError(
+        path, f"a value config must be a key path, an object or a list, got {_kind(config)}"
+    )
+
+
+def _compile_first_of(configs: list[Any], path: str) -> Resolver:
+    resolvers = tuple(compile_value(item, f"{path}.{i}") for i, item in enumerate(configs))
+    if len(resolvers) == 1:
+        return resolvers[0]
+
+    def resolve_first(value: Any, context: MappingContext) -> Any:
+        for resolver in resolvers:
+            result = resolver(value, context)
+            if result is not UNDEFINED:
+                return result
+        return UNDEFINED
+
+    return resolve_first
+
+
+def _compile_object(config: dict[str, Any], path: str) -> Resolver:
+    unknown = set(config) - _VALUE_KEYS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise MappingConfigError(
+            f"{path}.{name}" if path else name,
+            f"unknown value config key {name!r}{_suggest(name, _VALUE_KEYS)}",
+        )
+    if not config:
+        return _nothing
+
+    static = config.get("value", UNDEFINED)
+    if static is None:
+        static = UNDEFINED
+    required_consent = config.get("consent")
+    if required_consent is not None and not isinstance(required_consent, dict):
+        raise MappingConfigError(f"{path}.consent", "must be an object of consent states")
+    condition = _import(config.get("condition"), f"{path}.condition")
+    validate = _import(config.get("validate"), f"{path}.validate")
+    produce = _compile_producer(config, static, path)
+
+    if condition is None and required_consent is None and validate is None:
+        if produce is None:
+            if static is UNDEFINED:
+                return lambda value, context: UNDEFINED if value is None else value
+            return lambda value, context: static
+        if static is UNDEFINED:
+            return produce
+
+        def resolve_with_fallback(value: Any, context: MappingContext) -> Any:
+            result = produce(value, context)
+            return static if result is UNDEFINED else result
+
+        return resolve_with_fallback
+
+    def resolve_guarded(value: Any, context: MappingContext) -> Any:
+        if condition is not None and not _safe_call(condition, value, context, path):
+            return UNDEFINED
+        if required_consent is not None and not is_granted(required_consent, context.consent):
+            return static
+        result = (
+            produce(value, context)
+            if produce is not None
+            else (static if static is not UNDEFINED else value)
+        )
+        if validate is not None and not _safe_call(validate, result, context, path):
+            result = UNDEFINED
+        if result is None or result is UNDEFINED:
+            return static
+        return result
+
+    return resolve_guarded
+
+
+def _compile_producer(config: dict[str, Any], static: Any, path: str) -> Resolver | None:
+    """The one producer of a value config, in walkerOS order: loop, map, set, key, fn."""
+    if "loop" in config:
+        return _compile_loop(config["loop"], f"{path}.loop")
+    if "map" in config:
+        return _compile_map(config["map"], f"{path}.map")
+    if "set" in config:
+        items = config["set"]
+        if not isinstance(items, list):
+            raise MappingConfigError(f"{path}.set", "must be a list of value configs")
+        resolvers = tuple(compile_value(item, f"{path}.set.{i}") for i, item in enumerate(items))
+
+        def resolve_set(value: Any, context: MappingContext) -> Any:
+            return [_json_slot(r(value, context)) for r in resolvers]
+
+        return resolve_set
+    if "key" in config and config["key"] is not None:
+        getter = _compile_key(config["key"], f"{path}.key", static)
+
+        def resolve_key(value: Any, context: MappingContext) -> Any:
+            found = getter(value)
+            return UNDEFINED if found is None else found
+
+        return resolve_key
+    if "fn" in config and config["fn"] is not None:
+        fn = _import(config["fn"], f"{path}.fn")
+        assert fn is not None
+
+        def resolve_fn(value: Any, context: MappingContext) -> Any:
+            try:
+                result = fn(value, context)
+            except Exception:
+                logger.exception("mapping fn %s failed", config["fn"])
+                return UNDEFINED
+            return UNDEFINED if result is None else result
+
+        return resolve_fn
+    return None
+
+
+def _compile_map(entries: Any, path: str) -> Resolver:
+    if not isinstance(entries, dict):
+        raise MappingConfigError(path, "must be an object of value configs")
+    if not entries:
+        return _nothing
+    pairs = tuple((name, compile_value(item, f"{path}.{name}")) for name, item in entries.items())
+
+    def resolve_map(value: Any, context: MappingContext) -> Any:
+        result = {}
+        for name, resolver in pairs:
+            found = resolver(value, context)
+            if found is not UNDEFINED:
+                result[name] = found
+        return result
+
+    return resolve_map
+
+
+def _compile_loop(loop: Any, path: str) -> Resolver:
+    if not isinstance(loop, list):
+        raise MappingConfigError(path, 'must be a list: [path or "this", value config]')
+    if not loop:
+        return _nothing
+    if len(loop) != 2:
+        raise MappingConfigError(path, 'must be a list of two: [path or "this", value config]')
+    scope, item_config = loop
+    item = compile_value(item_config, f"{path}.1")
+    this = scope == "this"
+    source = None if this else compile_value(scope, f"{path}.0")
+
+    def resolve_loop(value: Any, context: MappingContext) -> Any:
+        items = [value] if this or source is None else source(value, context)
+        if not isinstance(items, list):
+            return UNDEFINED
+        out = []
+        for entry in items:
+            if entry is UNDEFINED or entry is None:
+                continue
+            mapped = item(entry, context)
+            if mapped is not UNDEFINED:
+                out.append(mapped)
+        return out
+
+    return resolve_loop
+
+
+def _compile_key(key: Any, path: str, default: Any = UNDEFINED) -> Callable[[Any], Any]:
+    try:
+        return compile_path(key, default)
+    except PathError as error:
+        raise MappingConfigError(path, str(error)) from None
+
+
+def _import(reference: Any, path: str) -> Callable[..., Any] | None:
+    if reference is None:
+        return None
+    try:
+        return import_callable(reference)
+    except CallableImportError as error:
+        raise MappingConfigError(path, str(error)) from None
+
+
+def _safe_call(check: Callable[..., Any], value: Any, context: MappingContext, path: str) -> bool:
+    """A failing user check means "no", as in walkerOS; it is logged, never raised."""
+    try:
+        return bool(check(value, context))
+    except Exception:
+        logger.exception("mapping callable at %s failed", path)
+        return False
+
+
+def _json_slot(value: Any) -> Any:
+    """A missing value inside a list is JSON null (JavaScript's undefined in an array)."""
+    return None if value is UNDEFINED else value
+
+
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _suggest(name: str, choices: Sequence[str] | frozenset[str]) -> str:
+    from difflib import get_close_matches
+
+    close = get_close_matches(name, sorted(choices), n=1)
+    return f'; did you mean "{close[0]}"?' if close else ""
+
+
+# --- Rules --------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class CompiledRule:
+    """One mapping rule after compilation; ``settings`` is what the destination made of it."""
+
+    key: str
+    name: str | None = None
+    data: Resolver | None = None
+    ignore: bool = False
+    silent: bool = False
+    consent: dict[str, bool] | None = None
+    settings: Any = None
+    raw_settings: dict[str, Any] | None = None
+    policy: tuple[tuple[str, Resolver], ...] = ()
+    include: tuple[str, ...] | None = None
+    remove: tuple[str, ...] = ()
+    batch: int | None = None
+    condition: Callable[..., Any] | None = None
+
+
+SettingsCompiler = Callable[[dict[str, Any], str], Any]
+"""Compiles a destination's rule ``settings`` at load (``path`` names where they are)."""
+
+_RULE_KEYS = frozenset(
+    {
+        "name",
+        "data",
+        "ignore",
+        "silent",
+        "consent",
+        "settings",
+        "policy",
+        "include",
+        "remove",
+        "batch",
+        "condition",
+    }
+)
+
+
+def compile_rule(
+    rule: Any, key: str, path: str, compile_settings: SettingsCompiler | None = None
+) -> CompiledRule:
+    """Compile one rule; ``key`` is its ``"entity action"`` lookup key."""
+    if not isinstance(rule, dict):
+        raise MappingConfigError(path, f"a rule must be an object, got {_kind(rule)}")
+    unknown = set(rule) - _RULE_KEYS
+    if unknown:
+        name = sorted(unknown)[0]
+        raise MappingConfigError(
+            f"{path}.{name}", f"unknown rule key {name!r}{_suggest(name, _RULE_KEYS)}"
+        )
+    settings = rule.get("settings")
+    if settings is not None and not isinstance(settings, dict):
+        raise MappingConfigError(f"{path}.settings", "must be an object")
+    return CompiledRule(
+        key=key,
+        name=_optional_str(rule.get("name"), f"{path}.name"),
+        data=compile_value(rule["data"], f"{path}.data") if rule.get("data") is not None else None,
+        ignore=bool(rule.get("ignore", False)),
+        silent=bool(rule.get("silent", False)),
+        consent=rule.get("consent"),
+        settings=(
+            compile_settings(settings, f"{path}.settings")
+            if compile_settings is not None and settings is not None
+            else settings
+        ),
+        raw_settings=settings,
+        policy=compile_policy(rule.get("policy"), f"{path}.policy"),
+        include=_optional_list(rule.get("include"), f"{path}.include"),
+        remove=_optional_list(rule.get("remove"), f"{path}.remove") or (),
+        batch=rule.get("batch"),
+        condition=_import(rule.get("condition"), f"{path}.condition"),
+    )
+
+
+def compile_policy(policy: Any, path: str) -> tuple[tuple[str, Resolver], ...]:
+    """A policy rewrites event fields: ``{"data.flag": {"value": true}}``."""
+    if policy is None:
+        return ()
+    if not isinstance(policy, dict):
+        raise MappingConfigError(path, "must be an object of dot path -> value config")
+    return tuple((target, compile_value(cfg, f"{path}.{target}")) for target, cfg in policy.items())
+
+
+def _optional_str(value: Any, path: str) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise MappingConfigError(path, f"must be a string, got {_kind(value)}")
+
+
+def _optional_list(value: Any, path: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise MappingConfigError(path, "must be a list of strings")
+    return tuple(value)
+
+
+class RuleTable:
+    """Rules by entity and action, found with walkerOS's wildcard fallbacks."""
+
+    __slots__ = ("_rules",)
+
+    def __init__(self, rules: dict[str, dict[str, tuple[CompiledRule, ...]]]) -> None:
+        self._rules = rules
+
+    def __bool__(self) -> bool:
+        return bool(self._rules)
+
+    def find(self, event: Mapping[str, Any], context: MappingContext) -> CompiledRule | None:
+        """The first rule that holds: exact entity/action, then wildcards, then ``* *``."""
+        rules = self._rules
+        if not rules:
+            return None
+        entity, _, action = str(event.get("name") or "").partition(" ")
+        if not entity or not action:
+            return None
+        entity_rules = rules.get(entity)
+        if entity_rules is None:
+            entity, entity_rules = "*", rules.get("*")
+        tried_star_star = False
+        if entity_rules is not None:
+            candidates = entity_rules.get(action)
+            if candidates is None:
+                action, candidates = "*", entity_rules.get("*")
+            tried_star_star = entity == "*" and action == "*"
+            found = _first_holding(candidates, event, context)
+            if found is not None:
+                return found
+        if not tried_star_star:
+            star = rules.get("*")
+            if star is not None:
+                return _first_holding(star.get("*"), event, context)
+        return None
+
+
+def _first_holding(
+    candidates: tuple[CompiledRule, ...] | None, event: Mapping[str, Any], context: MappingContext
+) -> CompiledRule | None:
+    if not candidates:
+        return None
+    for rule in candidates:
+        if rule.condition is None or _safe_call(rule.condition, event, context, rule.key):
+            return rule
+    return None
+
+
+def compile_rules(
+    mapping: Any, path: str = "mapping", compile_settings: SettingsCompiler | None = None
+) -> RuleTable:
+    """Compile ``mapping[entity][action]`` (a rule or a list of rules) into a RuleTable."""
+    if mapping is None:
+        return RuleTable({})
+    if not isinstance(mapping, dict):
+        raise MappingConfigError(path, "must be an object: {entity: {action: rule}}")
+    table: dict[str, dict[str, tuple[CompiledRule, ...]]] = {}
+    for entity, actions in mapping.items():
+        if not isinstance(actions, dict):
+            raise MappingConfigError(f"{path}.{entity}", "must be an object: {action: rule}")
+        table[entity] = {}
+        for action, rule in actions.items():
+            where = f"{path}.{entity}.{action}"
+            key = f"{entity} {action}"
+            if isinstance(rule, list):
+                compiled = tuple(
+                    compile_rule(r, key, f"{where}.{i}", compile_settings)
+                    for i, r in enumerate(rule)
+                )
+            else:
+                compiled = (compile_rule(rule, key, where, compile_settings),)
+            table[entity][action] = compiled
+    return RuleTable(table)
+
+
+# --- Processing one event -----------------------------------------------------------------------
+
+
+_INCLUDE_SECTIONS = ("data", "globals", "context", "user", "source", "version", "event")
+_EVENT_FIELDS = (
+    "entity",
+    "action",
+    "id",
+    "timestamp",
+    "name",
+    "trigger",
+    "group",
+    "count",
+    "timing",
+)
+
+
+@dataclass(slots=True)
+class MappingResult:
+    """What a destination gets for one event: the (maybe rewritten) event, rule and data."""
+
+    event: Mapping[str, Any]
+    data: Any = UNDEFINED
+    rule: CompiledRule | None = None
+    ignore: bool = False
+    silent: bool = False
+
+    @property
+    def mapping_key(self) -> str:
+        return self.rule.key if self.rule is not None else ""
+
+
+@dataclass(slots=True)
+class CompiledMapping:
+    """A destination's whole mapping config, compiled: rules, data, policy, include."""
+
+    rules: RuleTable = field(default_factory=lambda: RuleTable({}))
+    data: Resolver | None = None
+    policy: tuple[tuple[str, Resolver], ...] = ()
+    include: tuple[str, ...] | None = None
+
+    def process(
+        self, event: Mapping[str, Any], consent: Mapping[str, bool] | None = None
+    ) -> MappingResult:
+        """walkerOS processEventMapping: policy, rule lookup, rule policy, data, name, include."""
+        context = MappingContext(event, consent if consent is not None else event.get("consent"))
+        if self.policy:
+            event = _apply_policy(event, self.policy, context)
+            context.event = event
+        rule = self.rules.find(event, context) if self.rules else None
+        if rule is not None and rule.policy:
+            event = _apply_policy(event, rule.policy, context)
+            context.event = event
+        data = self.data(event, context) if self.data is not None else UNDEFINED
+        if rule is not None:
+            if rule.ignore:
+                return MappingResult(event, data, rule, ignore=True, silent=rule.silent)
+            if rule.name:
+                event = {**event, "name": rule.name}
+                context.event = event
+            if rule.data is not None:
+                rule_data = rule.data(event, context)
+                data = (
+                    _assign(data, rule_data)
+                    if type(data) is dict and type(rule_data) is dict
+                    else rule_data
+                )
+        include = rule.include if rule is not None and rule.include is not None else self.include
+        if include:
+            included = flatten_include(event, include)
+            if included:
+                data = (
+                    _assign(included, data)
+                    if type(data) is dict
+                    else (included if data is UNDEFINED else data)
+                )
+        if rule is not None and rule.remove and type(data) is dict:
+            for removed in rule.remove:
+                data = delete_path(data, removed)
+        return MappingResult(event, data, rule, ignore=False, silent=rule.silent if rule else False)
+
+
+def compile_mapping(
+    config: Mapping[str, Any], path: str = "", compile_settings: SettingsCompiler | None = None
+) -> CompiledMapping:
+    """Compile a destination config's ``mapping``, ``data``, ``policy`` and ``include``."""
+    prefix = f"{path}." if path else ""
+    data = config.get("data")
+    return CompiledMapping(
+        rules=compile_rules(config.get("mapping"), f"{prefix}mapping", compile_settings),
+        data=compile_value(data, f"{prefix}data") if data is not None else None,
+        policy=compile_policy(config.get("policy"), f"{prefix}policy"),
+        include=_optional_list(config.get("include"), f"{prefix}include"),
+    )
+
+
+def _apply_policy(
+    event: Mapping[str, Any], policy: tuple[tuple[str, Resolver], ...], context: MappingContext
+) -> dict[str, Any]:
+    # Every policy value is computed from the same input event, then all are set.
+    values = [(target, resolver(event, context)) for target, resolver in policy]
+    updated = dict(event)
+    for target, value in values:
+        updated = set_path(updated, target, value)
+    return updated
+
+
+def _assign(target: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """walkerOS assign: source wins, except lists on both sides are merged without repeats."""
+    merged = dict(target)
+    for key, value in source.items():
+        existing = merged.get(key)
+        if type(existing) is list and type(value) is list:
+            combined = list(existing)
+            combined.extend(item for item in value if item not in combined)
+            merged[key] = combined
+        else:
+            merged[key] = value
+    return merged
+
+
+def flatten_include(event: Mapping[str, Any], sections: Sequence[str]) -> dict[str, Any]:
+    """Flatten whole event sections into ``section_key`` properties (context keeps the value)."""
+    out: dict[str, Any] = {}
+    for section in _INCLUDE_SECTIONS if "all" in sections else sections:
+        if section == "event":
+            bag: Any = {k: event[k] for k in _EVENT_FIELDS if k in event}
+        else:
+            bag = event.get(section)
+        if not isinstance(bag, dict):
+            continue
+        for key, raw in bag.items():
+            if raw is None:
+                continue
+            out[f"{section}_{key}"] = (
+                raw[0] if section == "context" and isinstance(raw, list | tuple) else raw
+            )
+    return out
+
+
+def get_mapping_value(
+    value: Any,
+    config: Any,
+    *,
+    consent: Mapping[str, bool] | None = None,
+    collector_consent: Mapping[str, bool] | None = None,
+    event: Mapping[str, Any] | None = None,
+) -> Any:
+    """Resolve a value config once, without keeping the compiled form (tests, one-off use).
+
+    Consent state, as in walkerOS: the value's own ``consent``, else ``consent``,
+    else the collector's.
+    """
+    if value is None or value is UNDEFINED:
+        return UNDEFINED
+    resolver = compile_value(config)
+    state = value.get("consent") if isinstance(value, dict) else None
+    if state is None:
+        state = consent if consent is not None else collector_consent
+    context = MappingContext(
+        event if event is not None else (value if isinstance(value, dict) else {}), state
+    )
+    return resolver(value, context)

@@ -1,0 +1,282 @@
+"""How to send: the official SDK's Client, wrapped to be safe in a server.
+
+segment-analytics-python 2.4 batches, retries and posts. Around it this
+module adds what a server needs: a Client made in the process that uses it
+(the SDK is not fork-safe), one tracked set of consumer threads (its
+``thread`` > 1 loses track of all but one), an ``on_error`` that can never
+raise (a raising one kills the consumer silently), counters for every
+dropped or failed message, the write key kept out of every log line, and a
+shutdown that flushes within a time limit (the SDK's flush has none).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from segment.analytics.client import Client
+from segment.analytics.consumer import Consumer
+
+from collector.destination import ShutdownReport
+from destination_segment.calls import SegmentCall
+from destination_segment.settings import SegmentSettings
+
+logger = logging.getLogger("flows.destination.segment")
+
+_SDK_METHODS = {
+    "track": ("event", "properties"),
+    "identify": ("traits",),
+    "group": ("groupId", "traits"),
+    "page": ("category", "name", "properties"),
+    "screen": ("category", "name", "properties"),
+}
+_SNAKE = {
+    "userId": "user_id",
+    "anonymousId": "anonymous_id",
+    "groupId": "group_id",
+    "messageId": "message_id",
+}
+
+
+class RedactSecret(logging.Filter):
+    """Replaces a secret in every record of a logger (the SDK logs request bodies at DEBUG)."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secret:
+            return True
+        message = record.getMessage()
+        if self.secret in message:
+            record.msg = message.replace(self.secret, "[redacted]")
+            record.args = None
+        return True
+
+
+@dataclass(slots=True)
+class DeliveryStats:
+    """Counters of what happened to messages handed to the SDK."""
+
+    enqueued: int = 0
+    dropped_queue_full: int = 0
+    rejected: int = 0
+    failed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "enqueued": self.enqueued,
+            "dropped_queue_full": self.dropped_queue_full,
+            "rejected": self.rejected,
+            "failed": self.failed,
+        }
+
+
+def sdk_arguments(call: SegmentCall) -> dict[str, Any]:
+    """The SDK keyword arguments for a call (camelCase message fields -> snake_case)."""
+    kwargs: dict[str, Any] = {}
+    for key, value in call.params.items():
+        if value is None:
+            continue
+        if key == "context":
+            value = _copy_context(value)  # the SDK adds context.library in place
+        kwargs[_SNAKE.get(key, key)] = value
+    return kwargs
+
+
+def _copy_context(context: dict[str, Any]) -> dict[str, Any]:
+    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in context.items()}
+
+
+class SegmentClient:
+    """One SDK Client per process, with accounting and a bounded shutdown."""
+
+    def __init__(
+        self,
+        settings: SegmentSettings,
+        on_failure: Callable[[list[dict[str, Any]], str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.stats = DeliveryStats()
+        self._on_failure = on_failure
+        self._write_key = settings.write_key.get_secret_value()
+        self._client: Client | None = None
+        self._consumers: list[Consumer] = []
+        self._pid = 0
+        self._lock = threading.Lock()
+        self._stats_lock = threading.Lock()
+        _install_redaction(self._write_key)
+
+    # -- the SDK client, per process --------------------------------------------------------
+
+    def _make_client(self) -> Client:
+        settings = self.settings
+        common: dict[str, Any] = {
+            "host": settings.sdk_host,
+            "on_error": self._on_error,
+            "gzip": settings.gzip,
+            "upload_size": settings.flush_at,
+            "upload_interval": settings.flush_interval / 1000,
+            "max_retries": settings.max_retries,
+            "timeout": settings.http_request_timeout / 1000,
+        }
+        client = Client(
+            write_key=self._write_key,
+            max_queue_size=settings.max_queue_size,
+            send=not settings.disable,
+            thread=1,
+            **common,
+        )
+        consumers = list(client.consumers or [])
+        if not settings.disable:
+            # The SDK's own thread>1 keeps only the last consumer; add and track ours.
+            for _ in range(settings.consumer_threads - 1):
+                consumer = Consumer(
+                    client.queue,
+                    self._write_key,
+                    host=common["host"],
+                    on_error=self._on_error,
+                    upload_size=common["upload_size"],
+                    upload_interval=common["upload_interval"],
+                    gzip=common["gzip"],
+                    retries=common["max_retries"],
+                    timeout=common["timeout"],
+                )
+                consumer.start()
+                consumers.append(consumer)
+        self._consumers = consumers
+        return client
+
+    def client(self) -> Client:
+        """The Client of this process, made on first use and again after a fork."""
+        client = self._client
+        if client is not None and self._pid == os.getpid():
+            return client
+        with self._lock:
+            if self._client is None or self._pid != os.getpid():
+                self._client = self._make_client()
+                self._pid = os.getpid()
+            return self._client
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def send(self, call: SegmentCall) -> bool:
+        """Hand one call to the SDK; False (counted, logged) when it was not queued."""
+        method = getattr(self.client(), call.type)
+        try:
+            queued, _message = method(**sdk_arguments(call))
+        except (AssertionError, RuntimeError) as error:
+            # The SDK rejects bad ids and messages over 32 KB by raising.
+            with self._stats_lock:
+                self.stats.rejected += 1
+            logger.error("segment %s call rejected by the SDK: %s", call.type, _first_line(error))
+            return False
+        if not queued:
+            with self._stats_lock:
+                self.stats.dropped_queue_full += 1
+            logger.warning(
+                "segment queue is full (maxQueueSize=%d): %s call dropped",
+                self.settings.max_queue_size,
+                call.type,
+            )
+            return False
+        with self._stats_lock:
+            self.stats.enqueued += 1
+        return True
+
+    def queue_depth(self) -> int:
+        client = self._client
+        return client.queue.qsize() if client is not None else 0
+
+    def queue_capacity(self) -> int:
+        return self.settings.max_queue_size
+
+    def _on_error(self, error: Exception, batch: list[dict[str, Any]]) -> None:
+        """Called by a consumer thread when a batch is given up; must never raise."""
+        try:
+            reason = _first_line(error).replace(self._write_key, "[redacted]")
+            with self._stats_lock:
+                self.stats.failed += len(batch)
+            logger.error("segment: %d message(s) not delivered: %s", len(batch), reason)
+            if self._on_failure is not None:
+                self._on_failure(batch, reason)
+        except BaseException:  # a raise here would kill the SDK consumer thread
+            with contextlib.suppress(BaseException):
+                logger.exception("segment: error handler failed")
+
+    # -- shutdown ---------------------------------------------------------------------------
+
+    def shutdown(self, timeout: float) -> ShutdownReport:
+        """Flush within ``timeout`` seconds, stop the consumers, report what was not delivered."""
+        client = self._client
+        if client is None or self._pid != os.getpid():
+            return ShutdownReport()
+        deadline = time.monotonic() + max(0.0, timeout)
+        failed_before = self.stats.failed
+        queue = client.queue
+        with queue.all_tasks_done:
+            while queue.unfinished_tasks:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                queue.all_tasks_done.wait(remaining)
+            timed_out = queue.unfinished_tasks > 0
+        for consumer in self._consumers:
+            consumer.pause()
+        for consumer in self._consumers:
+            if consumer.is_alive():
+                consumer.join(max(0.0, deadline - time.monotonic()) + 0.05)
+        left = _drain(queue)
+        if left and self._on_failure is not None:
+            self._on_failure(left, "shutdown timeout")
+        in_flight = sum(1 for c in self._consumers if c.is_alive())
+        undelivered = len(left) + (self.stats.failed - failed_before)
+        self._client = None
+        return ShutdownReport(
+            undelivered=undelivered,
+            timed_out=timed_out,
+            detail=(
+                f"{len(left)} queued message(s) not sent within {timeout:g}s"
+                + (f"; {in_flight} upload(s) still in flight" if in_flight else "")
+                if timed_out
+                else "flushed"
+            ),
+        )
+
+    def alive_consumers(self) -> int:
+        return sum(1 for c in self._consumers if c.is_alive())
+
+
+def _drain(queue: Any) -> list[dict[str, Any]]:
+    left: list[dict[str, Any]] = []
+    while True:
+        try:
+            left.append(queue.get_nowait())
+        except Exception:
+            return left
+        queue.task_done()
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error) or type(error).__name__
+    return text.splitlines()[0][:300]
+
+
+_redacted: set[str] = set()
+
+
+def _install_redaction(secret: str) -> None:
+    """Keep ``secret`` out of the SDK's and our own log records, at every level."""
+    if not secret or secret in _redacted:
+        return
+    _redacted.add(secret)
+    # The SDK logs on "segment" directly (logger filters do not see propagated records);
+    # our own log lines never carry the key.
+    logging.getLogger("segment").addFilter(RedactSecret(secret))

@@ -1,0 +1,73 @@
+"""The ``segment`` destination: walkerOS events in, Segment Spec calls out via the SDK."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from collector.destination import (
+    ConnectionReport,
+    Destination,
+    PushContext,
+    ShutdownReport,
+    Skipped,
+)
+from destination_segment.calls import CallPlan, RuleSettings, SegmentCall, compile_rule_settings
+from destination_segment.check import check_connection
+from destination_segment.client import SegmentClient
+from destination_segment.settings import SegmentSettings
+
+NO_IDENTITY = Skipped("no identity")
+DISABLED = Skipped("disabled")
+
+
+class SegmentDestination(Destination[SegmentSettings]):
+    """Sends track, identify, group, page and screen calls to Segment."""
+
+    type = "segment"
+    Settings = SegmentSettings
+
+    def __init__(self, settings: SegmentSettings, *, destination_id: str | None = None) -> None:
+        super().__init__(settings, destination_id=destination_id)
+        self.plan = CallPlan.from_settings(settings)
+        self.client = SegmentClient(settings)
+        self.skipped_no_identity = 0
+
+    def compile_rule_settings(self, settings: dict[str, Any], path: str) -> RuleSettings:
+        return compile_rule_settings(settings, path)
+
+    def calls(self, event: Mapping[str, Any], context: PushContext) -> list[SegmentCall] | None:
+        """The calls this event makes (None: no identity), without sending them."""
+        return self.plan.build(event, context)
+
+    def push(self, event: Mapping[str, Any], context: PushContext) -> Skipped | None:
+        calls = self.plan.build(event, context)
+        if calls is None:
+            self.skipped_no_identity += 1
+            if self.logger.isEnabledFor(logging.INFO):
+                self.logger.info(
+                    "event %r skipped: neither userId nor anonymousId resolved", event.get("name")
+                )
+            return NO_IDENTITY
+        if self.settings.disable:
+            return DISABLED
+        send = self.client.send
+        for call in calls:
+            if not send(call):
+                self.plan.forget(call)
+        return None
+
+    def shutdown(self, timeout: float) -> ShutdownReport:
+        return self.client.shutdown(timeout)
+
+    def check_connection(self) -> ConnectionReport:
+        return check_connection(self.settings)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            **self.client.stats.as_dict(),
+            "queue_depth": self.client.queue_depth(),
+            "queue_capacity": self.client.queue_capacity(),
+            "skipped_no_identity": self.skipped_no_identity,
+        }

@@ -1,0 +1,96 @@
+"""Settings of the Segment destination: walkerOS's camelCase names, checked at load."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StrictStr,
+    field_validator,
+)
+
+from collector.mapping_config import ValueConfig
+
+SEGMENT_HOST = "https://api.segment.io"
+SEGMENT_EU_HOST = "https://events.eu1.segmentapis.com"
+SDK_BATCH_PATH = "/v1/batch"
+
+
+class SegmentSettings(BaseModel):
+    """Flow-file settings (``config.settings``) of the ``segment`` destination."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    write_key: SecretStr = Field(alias="writeKey", description="Segment source write key (secret)")
+    user_id: ValueConfig | None = Field(
+        "user.id", alias="userId", description="Mapping for the Segment userId; null disables"
+    )
+    anonymous_id: ValueConfig | None = Field(
+        "user.session",
+        alias="anonymousId",
+        description="Mapping for the anonymousId; null disables",
+    )
+    host: StrictStr = Field(
+        SEGMENT_HOST, description=f"Segment API host; {SEGMENT_EU_HOST} for the EU (no /v1)"
+    )
+    path: StrictStr = Field(SDK_BATCH_PATH, description="Batch path; must end with /v1/batch")
+    flush_at: int = Field(100, alias="flushAt", ge=1, le=2500, description="Messages per batch")
+    flush_interval: int = Field(
+        500, alias="flushInterval", ge=1, description="Longest wait to fill a batch (ms)"
+    )
+    max_retries: int = Field(10, alias="maxRetries", ge=0, le=100)
+    http_request_timeout: int = Field(
+        10_000, alias="httpRequestTimeout", ge=1, description="Per-request timeout (ms)"
+    )
+    disable: StrictBool = Field(False, description="Make every call a no-op")
+    identify: ValueConfig | None = Field(None, description="Destination-level identify mapping")
+    group: ValueConfig | None = Field(None, description="Destination-level group mapping")
+    consent: dict[str, StrictStr] | None = Field(
+        None, description="walkerOS consent key -> Segment consent category"
+    )
+    integrations: dict[str, Any] | None = Field(
+        None, description='Segment integrations object, e.g. {"All": true, "Mixpanel": false}'
+    )
+    max_queue_size: int = Field(
+        10_000, alias="maxQueueSize", ge=1, description="SDK queue bound; overflow is counted"
+    )
+    consumer_threads: int = Field(
+        1, alias="consumerThreads", ge=1, le=16, description="Upload threads sharing the queue"
+    )
+    gzip: StrictBool = Field(False, description="Gzip request bodies")
+    dedup_cache_size: int = Field(
+        100_000, alias="dedupCacheSize", ge=1, description="Identities remembered for de-dup"
+    )
+
+    @field_validator("host")
+    @classmethod
+    def _plain_host(cls, host: str) -> str:
+        host = host.rstrip("/")
+        if not host.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, e.g. {SEGMENT_HOST}")
+        if host.endswith(("/v1", SDK_BATCH_PATH)):
+            raise ValueError(
+                "must be the host only, without /v1 (the SDK adds /v1/batch), "
+                f"e.g. {SEGMENT_EU_HOST}"
+            )
+        return host
+
+    @field_validator("path")
+    @classmethod
+    def _batch_path(cls, path: str) -> str:
+        if not path.endswith(SDK_BATCH_PATH):
+            raise ValueError(
+                "must end with /v1/batch: segment-analytics-python always posts to "
+                "{host}/v1/batch; a prefix such as /proxy/v1/batch is supported"
+            )
+        return path
+
+    @property
+    def sdk_host(self) -> str:
+        """The host the SDK should get, with any path prefix before /v1/batch."""
+        return self.host + self.path[: -len(SDK_BATCH_PATH)]
