@@ -236,15 +236,16 @@ class SegmentClient:
         left = _drain(queue)
         if left and self._on_failure is not None:
             self._on_failure(left, "shutdown timeout")
-        in_flight = sum(1 for c in self._consumers if c.is_alive())
-        undelivered = len(left) + (self.stats.failed - failed_before)
+        # Messages a consumer took but never finished (an upload still hanging) count too.
+        in_flight = queue.unfinished_tasks
+        undelivered = len(left) + in_flight + (self.stats.failed - failed_before)
         self._client = None
         return ShutdownReport(
             undelivered=undelivered,
             timed_out=timed_out,
             detail=(
                 f"{len(left)} queued message(s) not sent within {timeout:g}s"
-                + (f"; {in_flight} upload(s) still in flight" if in_flight else "")
+                + (f"; {in_flight} message(s) still in flight" if in_flight else "")
                 if timed_out
                 else "flushed"
             ),
@@ -252,6 +253,18 @@ class SegmentClient:
 
     def alive_consumers(self) -> int:
         return sum(1 for c in self._consumers if c.is_alive())
+
+
+_preview_client: Client | None = None
+
+
+def render_message(call: SegmentCall) -> dict[str, Any]:
+    """The exact message the SDK would queue for ``call`` (as posted in /v1/batch)."""
+    global _preview_client
+    if _preview_client is None:
+        _preview_client = Client(write_key="preview", send=False, sync_mode=True)
+    _queued, message = getattr(_preview_client, call.type)(**sdk_arguments(call))
+    return message  # type: ignore[no-any-return]
 
 
 def _drain(queue: Any) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from collector.destination import (
 )
 from destination_segment.calls import CallPlan, RuleSettings, SegmentCall, compile_rule_settings
 from destination_segment.check import check_connection
-from destination_segment.client import SegmentClient
+from destination_segment.client import SegmentClient, render_message
 from destination_segment.settings import SegmentSettings
 
 NO_IDENTITY = Skipped("no identity")
@@ -40,6 +40,19 @@ class SegmentDestination(Destination[SegmentSettings]):
     def calls(self, event: Mapping[str, Any], context: PushContext) -> list[SegmentCall] | None:
         """The calls this event makes (None: no identity), without sending them."""
         return self.plan.build(event, context)
+
+    def preview(
+        self, event: Mapping[str, Any], context: PushContext
+    ) -> list[dict[str, Any]] | Skipped:
+        """The exact messages this event would post, built by the SDK, sending nothing.
+
+        The de-dup memory is used and updated as a real push would, so a
+        sequence of events previews as it would be sent.
+        """
+        calls = self.plan.build(event, context)
+        if calls is None:
+            return NO_IDENTITY
+        return [render_message(call) for call in calls]
 
     def push(self, event: Mapping[str, Any], context: PushContext) -> Skipped | None:
         calls = self.plan.build(event, context)
