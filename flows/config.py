@@ -1,0 +1,260 @@
+"""Flow files: the JSON that declares sources, destinations and the collector.
+
+Loading goes in steps, each with errors that name the JSON path: parse the
+file, check its shape, pick a flow, resolve ``$var``/``$env`` references, then
+check every package's own settings model. ``$env`` values can be kept as
+references (bundles), so a secret never has to be written anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+
+from collector.collector import CollectorConfig
+from collector.destination import DestinationConfig
+from collector.registry import (
+    DESTINATION_GROUP,
+    SOURCE_GROUP,
+    PackageNotFoundError,
+    load_package,
+)
+from flows.errors import format_validation_error
+from flows.references import (
+    ENV_MARKER,
+    ENV_MARKER_PREFIX,
+    FlowReferenceError,
+    resolve_references,
+)
+
+SUPPORTED_VERSION = 4
+
+
+class FlowError(ValueError):
+    """A flow file cannot be used; each line of ``errors`` names a JSON path and a reason."""
+
+    def __init__(self, errors: list[str] | str) -> None:
+        self.errors = [errors] if isinstance(errors, str) else list(errors)
+        super().__init__("\n".join(self.errors))
+
+
+class PackageRef(BaseModel):
+    """A source or destination: which package, and its config."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    package: StrictStr = Field(description="Entry-point name (segment, log, http) or module:attr")
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class FlowSpec(BaseModel):
+    """One named flow."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    variables: dict[str, Any] = Field(default_factory=dict)
+    sources: dict[str, PackageRef] = Field(default_factory=dict)
+    destinations: dict[str, PackageRef] = Field(default_factory=dict)
+    collector: dict[str, Any] = Field(default_factory=dict)
+    server: dict[str, Any] | None = Field(
+        None, description="walkerOS platform marker; accepted and ignored"
+    )
+
+
+class BundleInfo(BaseModel):
+    """Provenance of a bundle: where it came from and the packages it was checked with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    flow: StrictStr
+    source: StrictStr
+    packages: dict[str, StrictStr] = Field(default_factory=dict)
+    created: StrictStr | None = None
+
+
+class FlowFile(BaseModel):
+    """A flow file (walkerOS flow format, version 4)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: StrictStr | None = Field(
+        None, alias="$schema", description="JSON Schema for editors (`flows schema`)"
+    )
+    version: int = Field(description="Flow file format version; 4")
+    variables: dict[str, Any] = Field(default_factory=dict)
+    flows: dict[str, FlowSpec]
+    bundle: BundleInfo | None = Field(None, description="Set by `flows bundle`")
+
+
+@dataclass(slots=True)
+class ResolvedFlow:
+    """A flow picked from a file, references resolved, every package checked."""
+
+    name: str
+    path: str
+    spec: dict[str, Any]
+    file: FlowFile
+    packages: dict[str, type] = field(default_factory=dict)
+
+
+def read_flow_file(path: str | Path) -> dict[str, Any]:
+    """Parse a flow file; the error names the file and the place of a syntax error."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FlowError(f"{file}: no such file") from None
+    except OSError as error:
+        raise FlowError(f"{file}: cannot read: {error.strerror}") from None
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as error:
+        raise FlowError(
+            f"{file}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
+        ) from None
+    except ValueError as error:
+        raise FlowError(f"{file}: {error}") from None
+    if not isinstance(data, dict):
+        raise FlowError(f"{file}: a flow file must be a JSON object")
+    return data
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (numbers must be finite)")
+
+
+def parse_flow_file(data: Mapping[str, Any]) -> FlowFile:
+    """Check the shape of a whole flow file."""
+    try:
+        flow_file = FlowFile.model_validate(data)
+    except ValidationError as error:
+        raise FlowError(format_validation_error(error, FlowFile)) from None
+    if flow_file.version != SUPPORTED_VERSION:
+        raise FlowError(
+            f"version: flow file version {flow_file.version} is not supported; use {SUPPORTED_VERSION}"
+        )
+    if not flow_file.flows:
+        raise FlowError('flows: a flow file needs at least one flow, e.g. "default"')
+    return flow_file
+
+
+def pick_flow(flow_file: FlowFile, name: str | None) -> str:
+    """The flow to use: the one named, the only one, or ``default``."""
+    names = list(flow_file.flows)
+    if name is not None:
+        if name not in flow_file.flows:
+            raise FlowError(f"--flow: no flow named {name!r}; the file has {', '.join(names)}")
+        return name
+    if len(names) == 1:
+        return names[0]
+    if "default" in flow_file.flows:
+        return "default"
+    raise FlowError(f"the file has several flows ({', '.join(names)}): choose one with --flow NAME")
+
+
+def resolve_flow(
+    data: Mapping[str, Any],
+    name: str | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    deferred: bool = False,
+) -> ResolvedFlow:
+    """Pick a flow, resolve its references, and check every package's config.
+
+    ``deferred=True`` keeps ``$env`` references (as walkerOS markers) for a
+    bundle; the checks then run against the environment's values or, for
+    variables not set at build time, a placeholder.
+    """
+    flow_file = parse_flow_file(data)
+    chosen = pick_flow(flow_file, name)
+    where = f"flows.{chosen}"
+    raw_flow = data["flows"][chosen]
+    environment = os.environ if env is None else env
+    variables = {**data.get("variables", {}), **raw_flow.get("variables", {})}
+    try:
+        resolved_vars = resolve_references(
+            variables, {}, environment, deferred=deferred, path=f"{where}.variables"
+        )
+        spec = resolve_references(
+            {k: v for k, v in raw_flow.items() if k != "variables"},
+            resolved_vars,
+            environment,
+            deferred=deferred,
+            path=where,
+        )
+    except FlowReferenceError as error:
+        raise FlowError(str(error)) from None
+    checked = spec
+    if deferred:
+        checked = _with_placeholders(spec, environment)
+    packages = check_packages(checked, where)
+    return ResolvedFlow(chosen, where, spec, flow_file, packages)
+
+
+def _with_placeholders(value: Any, env: Mapping[str, str]) -> Any:
+    """Resolve kept ``$env`` markers for checking: the environment, else the default,
+    else a placeholder for a variable that is only set where the bundle runs."""
+    if isinstance(value, str):
+        if ENV_MARKER_PREFIX not in value:
+            return value
+        return ENV_MARKER.sub(lambda match: _placeholder(match, env), value)
+    if isinstance(value, dict):
+        return {key: _with_placeholders(item, env) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_placeholders(item, env) for item in value]
+    return value
+
+
+def _placeholder(match: re.Match[str], env: Mapping[str, str]) -> str:
+    name, default = match.group(1), match.group(2)
+    found = env.get(name)
+    if found is not None:
+        return found
+    return default if default is not None else f"<{name}>"
+
+
+def check_packages(spec: Mapping[str, Any], where: str) -> dict[str, type]:
+    """Load every package and validate its config against its models; collect all errors."""
+    errors: list[str] = []
+    packages: dict[str, type] = {}
+    try:
+        CollectorConfig.model_validate(spec.get("collector", {}))
+    except ValidationError as error:
+        errors += format_validation_error(error, CollectorConfig, f"{where}.collector")
+    for kind, group in (("destinations", DESTINATION_GROUP), ("sources", SOURCE_GROUP)):
+        for item_id, ref in (spec.get(kind) or {}).items():
+            item_where = f"{where}.{kind}.{item_id}"
+            try:
+                cls = load_package(ref["package"], group)
+            except PackageNotFoundError as error:
+                errors.append(f"{item_where}.package: {error}")
+                continue
+            packages[f"{kind}.{item_id}"] = cls
+            config = ref.get("config", {})
+            settings = config.get("settings", {}) if isinstance(config, dict) else {}
+            if kind == "destinations":
+                try:
+                    DestinationConfig.model_validate(config)
+                except ValidationError as error:
+                    errors += format_validation_error(
+                        error, DestinationConfig, f"{item_where}.config"
+                    )
+            elif isinstance(config, dict) and set(config) - {"settings"}:
+                extra = sorted(set(config) - {"settings"})[0]
+                errors.append(f"{item_where}.config.{extra}: unknown key; a source takes settings")
+            try:
+                cls.Settings.model_validate(settings)
+            except ValidationError as error:
+                errors += format_validation_error(
+                    error, cls.Settings, f"{item_where}.config.settings"
+                )
+    if errors:
+        raise FlowError(errors)
+    return packages
