@@ -115,6 +115,10 @@ class Destination(ABC, Generic[SettingsT]):
         """Check the destination can be reached, without sending data."""
         return ConnectionReport(True, "nothing to check")
 
+    def backlog(self) -> float:
+        """How full the outgoing queue is (0.0-1.0); sources refuse work near 1.0."""
+        return 0.0
+
     def stats(self) -> dict[str, int]:
         """Destination-specific counters for metrics (queue depth, dropped, ...)."""
         return {}

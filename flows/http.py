@@ -1,0 +1,402 @@
+"""The ``http`` source: walkerOS events over HTTP into the collector, as raw ASGI.
+
+Raw ASGI rather than a framework: the hot path is one parse, one validation
+per event and one push, with responses built from bytes prepared at load.
+Every answer is JSON (or a GIF for the pixel), 4xx names what to fix, and
+nothing a client sends can turn into a 500 or a stack trace.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from collector.collector import Collector
+from collector.event import EventValidationError, FieldError
+from collector.mapping import MappingContext, compile_value
+from collector.paths import UNDEFINED, set_path
+from flows.http_input import BadRequestError, Limits, check_limits, parse_body, parse_pixel_query
+from flows.http_settings import CorsSettings, HttpSettings
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+logger = logging.getLogger("flows.source.http")
+
+GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00"
+    b"\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+JSON_TYPES = (b"application/json", b"text/plain")
+_BASE_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]
+_JSON = (b"content-type", b"application/json")
+
+
+@dataclass(slots=True)
+class SourceStats:
+    """Counters read at scrape time; plain ints keep the request path cheap."""
+
+    requests: dict[int, int] = field(default_factory=dict)
+    received: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    overloaded: int = 0
+
+    def answered(self, status: int) -> None:
+        self.requests[status] = self.requests.get(status, 0) + 1
+
+
+class HttpSource:
+    """Configured ``http`` source; ``app(collector)`` gives the ASGI application."""
+
+    type = "http"
+    Settings = HttpSettings
+
+    def __init__(self, settings: HttpSettings, *, source_id: str = "http") -> None:
+        self.settings = settings
+        self.id = source_id
+        self.stats = SourceStats()
+
+    def app(self, collector: Collector) -> CollectorApp:
+        return CollectorApp(collector, self)
+
+
+class CollectorApp:
+    """The ASGI application of one http source in front of one collector."""
+
+    def __init__(self, collector: Collector, source: HttpSource) -> None:
+        settings = source.settings
+        self.collector = collector
+        self.source = source
+        self.stats = source.stats
+        self.path = settings.path
+        self.max_body = settings.max_body_size
+        self.limits = Limits(**settings.limits_dict())
+        self.high_water = settings.queue_high_water
+        self.retry_after = str(settings.retry_after).encode()
+        self.cors = _cors(settings.cors)
+        self.auth_header = settings.auth.header.lower().encode() if settings.auth else None
+        self.auth_token = settings.auth.token.get_secret_value().encode() if settings.auth else b""
+        self.ingest = _compile_ingest(settings.ingest)
+        self.metrics_enabled = settings.metrics
+        self.shutting_down = False
+        self._metrics: Callable[[], bytes] | None = None
+
+    # -- ASGI entry --------------------------------------------------------------------------
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.collector.start()
+                except Exception as error:
+                    logger.exception("destinations failed to start")
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                self.shutting_down = True
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        method = scope["method"]
+        headers = scope["headers"]
+        if path == self.path or path == self.path + "/":
+            cors = self.cors.headers(headers) if self.cors else []
+            if method == "POST":
+                status, body, extra = await self._post(scope, headers, receive)
+            elif method == "GET":
+                status, body, extra = self._pixel(scope, headers)
+            elif method == "OPTIONS":
+                status, body, extra = 204, b"", self.cors.preflight(headers) if self.cors else []
+            else:
+                status, body, extra = _error(405, f"method {method} not allowed on {self.path}")
+                extra = [*extra, (b"allow", b"POST, GET, OPTIONS")]
+            await self._answer(send, status, body, [*cors, *extra])
+        elif method not in ("GET", "HEAD"):
+            await self._answer(send, *_error(405, f"method {method} not allowed on {path}"))
+        elif path == "/health":
+            await self._answer(send, 200, b'{"status":"ok"}', [_JSON])
+        elif path == "/ready":
+            ready = self.collector.ready and not self.shutting_down
+            body = b'{"status":"ready"}' if ready else b'{"status":"starting or stopping"}'
+            await self._answer(send, 200 if ready else 503, body, [_JSON])
+        elif path == "/metrics" and self.metrics_enabled:
+            body = self.metrics_body()
+            await self._answer(
+                send, 200, body, [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
+            )
+        else:
+            await self._answer(send, *_error(404, f"no such path {path[:80]}; POST to {self.path}"))
+
+    async def _answer(
+        self, send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        self.stats.answered(status)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    *_BASE_HEADERS,
+                    *headers,
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    # -- events ------------------------------------------------------------------------------
+
+    async def _post(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]], receive: Receive
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        refused = self._refuse(headers)
+        if refused is not None:
+            return refused
+        content_type = b""
+        length = -1
+        for name, value in headers:
+            if name == b"content-type":
+                content_type = value.split(b";", 1)[0].strip().lower()
+            elif name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+        if content_type and content_type not in JSON_TYPES:
+            return _error(
+                415,
+                f"Content-Type {content_type.decode('latin-1')[:60]} not supported: "
+                "send application/json or text/plain",
+            )
+        if length > self.max_body:
+            return _error(413, f"body of {length} bytes is over maxBodySize {self.max_body}")
+        body = await self._read_body(receive)
+        if body is None:
+            return _error(413, f"body is over maxBodySize {self.max_body}")
+        try:
+            events = parse_body(body, self.limits)
+        except BadRequestError as error:
+            return _error(error.status, error.reason)
+        return self._accept(events, scope, headers)
+
+    def _pixel(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        gif = [(b"content-type", b"image/gif")]
+        refused = self._refuse(headers)
+        if refused is not None:
+            return refused[0], GIF, [*refused[2], *gif]
+        try:
+            event = parse_pixel_query(scope["query_string"].decode("latin-1"), self.limits)
+        except BadRequestError as error:
+            return error.status, GIF, gif
+        status, _body, _ = self._accept([event], scope, headers)
+        return status, GIF, gif
+
+    def _refuse(
+        self, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
+        """Why not to take events now (no token, overload), before reading the body."""
+        if self.auth_header is not None:
+            given = next((v for n, v in headers if n == self.auth_header), b"")
+            if not hmac.compare_digest(given, self.auth_token):
+                return _error(401, f"missing or wrong {self.auth_header.decode()} header")
+        if self.shutting_down:
+            return _overloaded("shutting down", self.retry_after)
+        busy = self._busy_destination()
+        if busy is not None:
+            self.stats.overloaded += 1
+            return _overloaded(f"destination {busy} is busy", self.retry_after)
+        return None
+
+    def _busy_destination(self) -> str | None:
+        for active in self.collector.destinations:
+            if active.destination.backlog() >= self.high_water:
+                return active.id
+        return None
+
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return b""
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _accept(
+        self, events: list[Any], scope: Scope, headers: list[tuple[bytes, bytes]]
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        stats = self.stats
+        stats.received += len(events)
+        push = self.collector.push
+        limits = self.limits
+        ingest = self._ingest_values(scope, headers) if self.ingest else None
+        rejected: list[dict[str, Any]] = []
+        accepted = 0
+        for index, raw in enumerate(events):
+            problem = check_limits(raw, limits)
+            if problem is not None:
+                rejected.append(_rejection(index, [problem]))
+                continue
+            if ingest and isinstance(raw, dict):
+                raw = _with_ingest(raw, ingest)
+            try:
+                push(raw)
+            except EventValidationError as error:
+                rejected.append(_rejection(index, error.errors))
+                continue
+            accepted += 1
+        stats.accepted += accepted
+        if not rejected:
+            return 200, b'{"ok":true,"accepted":%d}' % accepted, [_JSON]
+        stats.rejected += len(rejected)
+        body = orjson.dumps(
+            {
+                "ok": False,
+                "accepted": accepted,
+                "rejected": rejected,
+                "error": f"{len(rejected)} of {len(events)} event(s) rejected",
+            }
+        )
+        return 400, body, [_JSON]
+
+    def _ingest_values(
+        self, scope: Scope, headers: list[tuple[bytes, bytes]]
+    ) -> list[tuple[str, Any]]:
+        request = _request_context(scope, headers)
+        context = MappingContext(request, None)
+        values = []
+        for path, resolve in self.ingest:
+            value = resolve(request, context)
+            if value is not UNDEFINED and value is not None:
+                values.append((path, value))
+        return values
+
+    def metrics_body(self) -> bytes:
+        if self._metrics is None:
+            from flows.metrics import metrics_renderer
+
+            self._metrics = metrics_renderer(self.collector, self.source)
+        return self._metrics()
+
+
+def _rejection(index: int, errors: Any) -> dict[str, Any]:
+    return {
+        "index": index,
+        "errors": [{"path": e.path, "reason": e.reason} for e in errors],
+    }
+
+
+def _error(status: int, reason: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    return status, orjson.dumps({"ok": False, "error": reason}), [_JSON]
+
+
+def _overloaded(reason: str, retry_after: bytes) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    status, body, headers = _error(503, f"{reason}; retry after {retry_after.decode()}s")
+    return status, body, [*headers, (b"retry-after", retry_after)]
+
+
+def _compile_ingest(ingest: dict[str, Any] | None) -> list[tuple[str, Any]]:
+    if not ingest:
+        return []
+    return [(path, compile_value(config, f"ingest.{path}")) for path, config in ingest.items()]
+
+
+def _request_context(scope: Scope, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    by_name = {n.decode("latin-1"): v.decode("latin-1") for n, v in headers}
+    client = scope.get("client")
+    language = by_name.get("accept-language", "")
+    return {
+        "ip": client[0] if client else None,
+        "userAgent": by_name.get("user-agent"),
+        "language": language.split(",", 1)[0].split(";", 1)[0].strip() or None,
+        "origin": by_name.get("origin"),
+        "referer": by_name.get("referer"),
+        "headers": by_name,
+    }
+
+
+def _with_ingest(raw: dict[str, Any], values: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Request values fill the event; what the client sent wins."""
+    for path, value in values:
+        raw = set_path(raw, path, value) if _missing(raw, path) else raw
+    return raw
+
+
+def _missing(raw: dict[str, Any], path: str) -> bool:
+    current: Any = raw
+    for part in path.split("."):
+        if not isinstance(current, dict) or part not in current:
+            return True
+        current = current[part]
+    return False
+
+
+class _Cors:
+    """CORS headers computed once from the settings; only the origin is per request."""
+
+    def __init__(self, settings: CorsSettings) -> None:
+        origins = [settings.origin] if isinstance(settings.origin, str) else settings.origin
+        self.any = "*" in origins
+        self.origins = {o.encode() for o in origins}
+        self.credentials = settings.credentials
+        self.max_age = str(settings.max_age).encode()
+
+    def _origin(self, headers: list[tuple[bytes, bytes]]) -> bytes | None:
+        origin = next((v for n, v in headers if n == b"origin"), None)
+        if self.any and not self.credentials:
+            return b"*"
+        if origin is not None and (self.any or origin in self.origins):
+            return origin
+        return None
+
+    def headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        origin = self._origin(headers)
+        if origin is None:
+            return []
+        out = [(b"access-control-allow-origin", origin)]
+        if origin != b"*":
+            out.append((b"vary", b"Origin"))
+        if self.credentials:
+            out.append((b"access-control-allow-credentials", b"true"))
+        return out
+
+    def preflight(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        requested = next((v for n, v in headers if n == b"access-control-request-headers"), None)
+        return [
+            (b"access-control-allow-methods", b"POST, GET, OPTIONS"),
+            (b"access-control-allow-headers", requested or b"Content-Type"),
+            (b"access-control-max-age", self.max_age),
+        ]
+
+
+def _cors(setting: bool | CorsSettings) -> _Cors | None:
+    if setting is False:
+        return None
+    return _Cors(CorsSettings.model_validate({}) if setting is True else setting)
+
+
+__all__ = ["GIF", "CollectorApp", "FieldError", "HttpSettings", "HttpSource"]

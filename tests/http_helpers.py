@@ -1,0 +1,50 @@
+"""The real http source served by uvicorn on a loopback socket, in a thread, for tests."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from collector.collector import ActiveDestination, Collector
+from flows.http import HttpSettings, HttpSource
+from flows.server import address, bind, make_server
+from tests.segment_helpers import segment_flow
+
+
+@dataclass
+class Served:
+    url: str
+    collector: Collector
+    segment: ActiveDestination
+    source: HttpSource
+
+    @property
+    def collect(self) -> str:
+        return self.url + self.source.settings.path
+
+
+@contextmanager
+def serving(
+    receiver_url: str,
+    http: dict[str, Any] | None = None,
+    segment: dict[str, Any] | None = None,
+    **config: Any,
+) -> Iterator[Served]:
+    """A collector with a Segment destination behind the http source, listening on 127.0.0.1."""
+    collector, active = segment_flow(receiver_url, segment, **config)
+    source = HttpSource(HttpSettings.model_validate({"host": "127.0.0.1", **(http or {})}))
+    server = make_server(source.app(collector), shutdown_timeout=5)
+    sock = bind("127.0.0.1", 0)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        assert server.listening.wait(10), "the server did not start"
+        yield Served(address(sock), collector, active, source)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+        collector.shutdown(5)
