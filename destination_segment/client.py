@@ -25,6 +25,7 @@ from segment.analytics.consumer import Consumer
 
 from collector.destination import ShutdownReport
 from destination_segment.calls import SegmentCall
+from destination_segment.consumer import ShutdownSafeConsumer
 from destination_segment.settings import SegmentSettings
 
 logger = logging.getLogger("flows.destination.segment")
@@ -131,14 +132,14 @@ class SegmentClient:
             write_key=self._write_key,
             max_queue_size=settings.max_queue_size,
             send=not settings.disable,
-            thread=1,
+            thread=0,  # no SDK consumer: ours below report what shutdown interrupts
             **common,
         )
-        consumers = list(client.consumers or [])
+        consumers: list[Consumer] = []
         if not settings.disable:
-            # The SDK's own thread>1 keeps only the last consumer; add and track ours.
-            for _ in range(settings.consumer_threads - 1):
-                consumer = Consumer(
+            # The SDK's own thread>1 keeps only the last consumer; make and track ours.
+            for _ in range(settings.consumer_threads):
+                consumer = ShutdownSafeConsumer(
                     client.queue,
                     self._write_key,
                     host=common["host"],
@@ -151,6 +152,7 @@ class SegmentClient:
                 )
                 consumer.start()
                 consumers.append(consumer)
+        client.consumers = consumers  # Client.join() (atexit) pauses and joins these
         self._consumers = consumers
         return client
 

@@ -16,6 +16,7 @@ from collector.destination import (
 from destination_segment.calls import CallPlan, RuleSettings, SegmentCall, compile_rule_settings
 from destination_segment.check import check_connection
 from destination_segment.client import SegmentClient, render_message
+from destination_segment.deadletter import DeadLetterFile, dead_letter_path
 from destination_segment.settings import SegmentSettings
 
 NO_IDENTITY = Skipped("no identity")
@@ -31,7 +32,16 @@ class SegmentDestination(Destination[SegmentSettings]):
     def __init__(self, settings: SegmentSettings, *, destination_id: str | None = None) -> None:
         super().__init__(settings, destination_id=destination_id)
         self.plan = CallPlan.from_settings(settings)
-        self.client = SegmentClient(settings)
+        self.dead_letter: DeadLetterFile | None = None
+        if settings.dead_letter_file is not None:
+            self.dead_letter = DeadLetterFile(
+                dead_letter_path(settings.dead_letter_file, self.id),
+                self.id,
+                secrets=[settings.write_key.get_secret_value()],
+            )
+        self.client = SegmentClient(
+            settings, on_failure=self.dead_letter.write if self.dead_letter else None
+        )
         self.skipped_no_identity = 0
 
     def compile_rule_settings(self, settings: dict[str, Any], path: str) -> RuleSettings:
@@ -72,15 +82,24 @@ class SegmentDestination(Destination[SegmentSettings]):
         return None
 
     def shutdown(self, timeout: float) -> ShutdownReport:
-        return self.client.shutdown(timeout)
+        report = self.client.shutdown(timeout)
+        if self.dead_letter is not None:
+            self.dead_letter.close()  # a batch still in flight reopens it when it fails
+        return report
 
     def check_connection(self) -> ConnectionReport:
         return check_connection(self.settings)
 
+    def backlog(self) -> float:
+        return self.client.queue_depth() / self.client.queue_capacity()
+
     def stats(self) -> dict[str, int]:
+        dead_letter = self.dead_letter
         return {
             **self.client.stats.as_dict(),
             "queue_depth": self.client.queue_depth(),
             "queue_capacity": self.client.queue_capacity(),
             "skipped_no_identity": self.skipped_no_identity,
+            "dead_lettered": dead_letter.lines_written if dead_letter else 0,
+            "dead_letter_failed": dead_letter.write_failures if dead_letter else 0,
         }

@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from collector.mapping_config import ValueConfig
+from destination_segment.deadletter import DEFAULT_TEMPLATE
 
 SEGMENT_HOST = "https://api.segment.io"
 SEGMENT_EU_HOST = "https://events.eu1.segmentapis.com"
@@ -65,6 +66,17 @@ class SegmentSettings(BaseModel):
     gzip: StrictBool = Field(False, description="Gzip request bodies")
     dedup_cache_size: int = Field(
         100_000, alias="dedupCacheSize", ge=1, description="Identities remembered for de-dup"
+    )
+    dead_letter_file: StrictStr | None = Field(
+        DEFAULT_TEMPLATE,
+        alias="deadLetterFile",
+        min_length=1,
+        description=(
+            "JSON-lines file for messages Segment did not accept (4xx, retries exhausted, "
+            "shutdown); {destination} is the destination id, a relative path is under "
+            "$FLOWS_DEAD_LETTER_DIR (default: the working directory); send them again with "
+            "`flows replay`; null: only count and log them"
+        ),
     )
 
     @field_validator("host")

@@ -1,18 +1,327 @@
-"""The ``flows`` command line."""
+"""The ``flows`` command line: validate, bundle, push, run, schema, segment-sink, replay.
+
+Every failure is reported as clear lines on stderr (``flows: error: ...``)
+with a non-zero exit code; nothing prints a traceback for a user mistake.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
 from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from collector.event import EventValidationError
+from flows.config import FlowError, read_flow_file, resolve_flow
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A user-facing failure: each line is printed after ``flows: error:``."""
+
+    def __init__(self, lines: Sequence[str] | str) -> None:
+        self.lines = [lines] if isinstance(lines, str) else list(lines)
+        super().__init__("\n".join(self.lines))
+
+
+def _load(file: str, flow: str | None) -> Any:
+    from flows.bundle import check_pins
+    from flows.runtime import build_flow
+
+    data = read_flow_file(file)
+    check_pins(data)
+    return build_flow(resolve_flow(data, flow))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    data = read_flow_file(args.file)
+    resolved = resolve_flow(data, args.flow)
+    from flows.runtime import build_flow
+
+    flow = build_flow(resolved)
+    destinations = [a.id for a in flow.collector.destinations]
+    print(
+        f"ok: {args.file}: flow {resolved.name!r} with "
+        f"{_count(destinations, 'destination')}, {_count(list(flow.sources), 'source')}"
+    )
+    if not args.check:
+        return EXIT_OK
+    failed = 0
+    for active in flow.collector.destinations:
+        report = active.destination.check_connection()
+        status = "ok" if report.ok else "FAILED"
+        print(f"{active.id}: {status}: {report.detail}")
+        failed += not report.ok
+    if failed:
+        raise CommandError(f"{failed} destination connection check(s) failed")
+    return EXIT_OK
+
+
+def _count(names: list[str], noun: str) -> str:
+    plural = noun if len(names) == 1 else f"{noun}s"
+    return f"{len(names)} {plural}" + (f" ({', '.join(names)})" if names else "")
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from flows.bundle import make_bundle
+
+    data = read_flow_file(args.file)
+    bundle = make_bundle(data, source=Path(args.file).name, flow_name=args.flow)
+    text = json.dumps(bundle, indent=2, ensure_ascii=False) + "\n"
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"bundle written: {args.output} (flow {bundle['bundle']['flow']!r})", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from flows.runtime import preview
+
+    flow = _load(args.file, args.flow)
+    events = _read_events(args.event)
+    out = sys.stdout.buffer
+    failures = []
+    for index, raw in enumerate(events):
+        try:
+            lines = preview(flow, raw)
+        except EventValidationError as error:
+            failures.append(f"event {index}: {'; '.join(str(e) for e in error.errors)}")
+            continue
+        for line in lines:
+            out.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+    out.flush()
+    if failures:
+        raise CommandError(failures)
+    return EXIT_OK
+
+
+def _read_events(source: str) -> list[Any]:
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as error:
+        raise CommandError(f"--event: cannot read {source}: {error.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CommandError(
+            f"--event: {source}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}"
+        ) from None
+    if isinstance(data, dict) and isinstance(data.get("batch"), list):
+        return list(data["batch"])
+    return data if isinstance(data, list) else [data]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from flows.server import ListenError, serve
+
+    _configure_logging(args.log_level)
+    flow = _load(args.file, args.flow)
+    http_sources = [s for s in flow.sources.values() if getattr(s, "type", "") == "http"]
+    if not http_sources:
+        raise CommandError(f"{args.file}: flow {flow.name!r} has no http source to serve")
+    source = http_sources[0]
+
+    def announce(url: str) -> None:
+        print(
+            f"flows: serving flow {flow.name!r} on {url} (POST {source.settings.path})", flush=True
+        )
+
+    try:
+        return serve(
+            flow.collector,
+            source,
+            port=args.port,
+            host=args.host,
+            shutdown_timeout=args.shutdown_timeout,
+            ready_message=announce,
+        )
+    except ListenError as error:
+        raise CommandError(str(error)) from None
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from flows.schema import flow_file_schema
+
+    text = json.dumps(flow_file_schema(), indent=2) + "\n"
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+    return EXIT_OK
+
+
+def cmd_segment_sink(args: argparse.Namespace) -> int:
+    from destination_segment.receiver import main as receiver_main
+
+    forwarded = ["--host", args.host, "--port", str(args.port)]
+    if args.record:
+        forwarded += ["--record", args.record]
+    if args.write_key:
+        forwarded += ["--write-key", args.write_key]
+    return receiver_main(forwarded)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from destination_segment.destination import SegmentDestination
+    from flows.replay import replay_file
+
+    try:
+        flow = _load(args.flow, args.name)
+    except FlowError as error:
+        # In this command the flow's name is --name (--flow is the file).
+        raise FlowError([line.replace("--flow", "--name") for line in error.errors]) from None
+    settings = {
+        active.id: active.destination.settings
+        for active in flow.collector.destinations
+        if isinstance(active.destination, SegmentDestination)
+    }
+    if not settings:
+        raise CommandError(f"{args.flow}: flow {flow.name!r} has no segment destination")
+    if args.destination is not None and args.destination not in settings:
+        raise CommandError(
+            f"--destination: no segment destination {args.destination!r} in flow "
+            f"{flow.name!r}; it has {', '.join(sorted(settings))}"
+        )
+    try:
+        report = replay_file(
+            args.file,
+            settings,
+            destination=args.destination,
+            on_problem=lambda line: print(line, file=sys.stderr),
+        )
+    except OSError as error:
+        raise CommandError(f"{args.file}: cannot read: {error.strerror or error}") from None
+    failed = f"; {report.failed} failed -> {report.failed_path}" if report.failed else "; 0 failed"
+    print(f"replayed {report.replayed} message(s) from {args.file}{failed}", flush=True)
+    if report.failed:
+        raise CommandError(
+            f"{report.failed} line(s) not replayed; they are in {report.failed_path}"
+        )
+    return EXIT_OK
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flows",
+        description="Run walkerOS-style event flows: HTTP in, Segment (and more) out.",
+    )
+    parser.add_argument("--version", action="version", version=f"flows {version('walkeros-flows')}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, handler: Callable[[argparse.Namespace], int], help_: str) -> Any:
+        sub = commands.add_parser(name, help=help_, description=help_)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    validate = command(
+        "validate", cmd_validate, "Check a flow file (and, with --check, connections)"
+    )
+    validate.add_argument("file", help="flow file or bundle (JSON)")
+    validate.add_argument("--flow", help="flow name (default: the only one, or 'default')")
+    validate.add_argument(
+        "--check", action="store_true", help="also test each destination's connection"
+    )
+
+    bundle = command("bundle", cmd_bundle, "Write one validated, deployable flow with $env kept")
+    bundle.add_argument("file", help="flow file (JSON)")
+    bundle.add_argument("--flow", help="flow name (default: the only one, or 'default')")
+    bundle.add_argument("-o", "--output", required=True, help="bundle file to write ('-': stdout)")
+
+    push = command("push", cmd_push, "Show the messages an event would produce, sending nothing")
+    push.add_argument("file", help="flow file or bundle (JSON)")
+    push.add_argument(
+        "--event", required=True, help="event JSON file (an event, a list, or {batch}); '-': stdin"
+    )
+    push.add_argument("--flow", help="flow name (default: the only one, or 'default')")
+
+    run = command("run", cmd_run, "Serve a flow until SIGTERM/SIGINT, then flush and exit")
+    run.add_argument("file", help="flow file or bundle (JSON)")
+    run.add_argument("--flow", help="flow name (default: the only one, or 'default')")
+    run.add_argument("--port", type=int, help="listen port (default: PORT, else the flow's)")
+    run.add_argument("--host", help="listen address (default: the flow's, else 0.0.0.0)")
+    run.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=float(os.environ.get("FLOWS_SHUTDOWN_TIMEOUT", "10")),
+        help="seconds to flush destinations on shutdown (default 10)",
+    )
+    run.add_argument(
+        "--log-level",
+        default=os.environ.get("FLOWS_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+        help="log level (default: FLOWS_LOG_LEVEL, else info)",
+    )
+    run.add_argument(
+        "-v",
+        dest="log_level",
+        action="store_const",
+        const="debug",
+        help="same as --log-level debug",
+    )
+
+    schema = command("schema", cmd_schema, "Print the JSON Schema of flow files (for editors)")
+    schema.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
+
+    sink = command(
+        "segment-sink", cmd_segment_sink, "Run a local Segment-compatible receiver (no account)"
+    )
+    sink.add_argument("--host", default="127.0.0.1")
+    sink.add_argument("--port", type=int, default=int(os.environ.get("SEGMENT_SINK_PORT", "9010")))
+    sink.add_argument("--record", help="append every received message to this JSON-lines file")
+    sink.add_argument("--write-key", help="accept only this write key (default: any)")
+
+    replay = command(
+        "replay", cmd_replay, "Send the messages of a dead-letter file to Segment again"
+    )
+    replay.add_argument("file", help="dead-letter file (JSON lines, deadLetterFile)")
+    replay.add_argument(
+        "--flow",
+        required=True,
+        metavar="FLOW_FILE",
+        help="flow file or bundle whose segment destination settings (host, write key) to use",
+    )
+    replay.add_argument("--name", help="flow name in it (default: the only one, or 'default')")
+    replay.add_argument(
+        "--destination",
+        metavar="ID",
+        help="segment destination id to send to (default: the one each line records)",
+    )
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``flows`` console command."""
-    parser = argparse.ArgumentParser(prog="flows", description="walkerOS-style event flows")
-    parser.add_argument("--version", action="version", version=f"flows {version('walkeros-flows')}")
-    parser.parse_args(argv)
-    parser.print_help()
-    return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (CommandError, FlowError) as error:
+        lines = error.lines if isinstance(error, CommandError) else error.errors
+        for line in lines:
+            print(f"flows: error: {line}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

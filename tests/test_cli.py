@@ -1,0 +1,183 @@
+"""Every ``flows`` command end to end, as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import httpx
+
+from destination_segment.receiver import SegmentReceiver
+from tests.cli_helpers import DEMO_FLOW, EXAMPLES, FLOWS, ROOT, free_port, run_flows
+
+SECRET = "sk-cli-secret-5e6f7a8b"
+
+
+def test_help_on_every_command() -> None:
+    for command in ("validate", "bundle", "push", "run", "schema", "segment-sink", "replay"):
+        result = run_flows(command, "--help")
+        assert result.returncode == 0, result.stderr
+        assert "usage: flows" in result.stdout
+
+
+def test_validate_ok_and_errors_are_one_line_each(tmp_path: Path) -> None:
+    ok = run_flows("validate", str(DEMO_FLOW))
+    assert ok.returncode == 0, ok.stderr
+    assert "2 destinations (segment, log)" in ok.stdout
+    data = json.loads(DEMO_FLOW.read_text())
+    settings = data["flows"]["default"]["destinations"]["segment"]["config"]["settings"]
+    settings["flushAt"] = "soon"
+    settings["flushIntervall"] = 5
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    result = run_flows("validate", str(bad))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert all(line.startswith("flows: error: ") for line in lines)
+    assert any("settings.flushAt:" in line for line in lines)
+    assert any('did you mean "flushInterval"' in line for line in lines)
+    assert "Traceback" not in result.stderr
+    missing = run_flows("validate", str(tmp_path / "nope.json"))
+    assert missing.returncode == 1
+    assert "no such file" in missing.stderr
+
+
+def test_validate_check_tells_a_working_receiver_from_a_dead_one() -> None:
+    with SegmentReceiver() as receiver:
+        ok = run_flows("validate", str(DEMO_FLOW), "--check", env={"SEGMENT_HOST": receiver.url})
+        assert ok.returncode == 0, ok.stderr
+        assert "segment: ok:" in ok.stdout
+        assert receiver.messages() == []
+    dead = run_flows(
+        "validate",
+        str(DEMO_FLOW),
+        "--check",
+        env={"SEGMENT_HOST": f"http://127.0.0.1:{free_port()}"},
+    )
+    assert dead.returncode == 1
+    assert "segment: FAILED: cannot connect" in dead.stdout
+
+
+def test_bundle_keeps_secrets_out(tmp_path: Path) -> None:
+    out = tmp_path / "flow.bundle.json"
+    result = run_flows("bundle", str(DEMO_FLOW), "-o", str(out), env={"SEGMENT_WRITE_KEY": SECRET})
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert SECRET not in text
+    assert SECRET not in result.stdout + result.stderr
+    bundle = json.loads(text)
+    assert bundle["bundle"]["flow"] == "default"
+    assert "walkeros-flows" in bundle["bundle"]["packages"]
+    validated = run_flows("validate", str(out), env={"SEGMENT_WRITE_KEY": SECRET})
+    assert validated.returncode == 0, validated.stderr
+
+
+def test_bundle_refuses_an_invalid_flow(tmp_path: Path) -> None:
+    data = json.loads(DEMO_FLOW.read_text())
+    data["flows"]["default"]["destinations"]["segment"]["package"] = "nope"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    result = run_flows("bundle", str(bad), "-o", str(tmp_path / "out.json"))
+    assert result.returncode == 1
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_push_prints_the_exact_messages_and_skip_reasons(tmp_path: Path) -> None:
+    result = run_flows(
+        "push",
+        str(DEMO_FLOW),
+        "--event",
+        str(EXAMPLES / "events" / "journey.json"),
+        env={"SEGMENT_WRITE_KEY": SECRET},
+    )
+    assert result.returncode == 0, result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [m["type"] for m in lines] == ["page", "track", "identify", "track"]
+    for message in lines:
+        assert message["context"]["library"]["name"] == "analytics-python"
+        assert message["messageId"].startswith("17000000")
+    anonymous = tmp_path / "anonymous.json"
+    anonymous.write_text(
+        json.dumps([{"name": "product view"}, {"name": "debug noise", "user": {"id": "u"}}])
+    )
+    skipped = run_flows("push", str(DEMO_FLOW), "--event", str(anonymous))
+    assert skipped.returncode == 0, skipped.stderr
+    reasons = [json.loads(line)["skipped"] for line in skipped.stdout.splitlines()]
+    assert reasons == ["no identity", "ignore"]
+
+
+def test_push_reports_invalid_events_with_paths(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"name": "ping"}, {"name": "page view", "user": {"id": "u"}}]))
+    result = run_flows("push", str(DEMO_FLOW), "--event", str(bad))
+    assert result.returncode == 1
+    assert "event 0: name:" in result.stderr
+    assert len(result.stdout.splitlines()) == 1, "the valid event is still shown"
+
+
+def test_schema_is_valid_json_schema() -> None:
+    result = run_flows("schema")
+    assert result.returncode == 0
+    schema = json.loads(result.stdout)
+    assert schema["$schema"].startswith("https://json-schema.org/")
+
+
+def _send_until_refused(url: str, accepted: list[str], sent_enough: threading.Event) -> None:
+    """Post small batches until the server stops answering; record ids answered 200."""
+    with httpx.Client(timeout=10) as client:
+        for index in range(100_000):
+            batch = [
+                {"name": "product view", "id": f"r{index}-{n}", "user": {"id": f"u{n}"}}
+                for n in range(5)
+            ]
+            try:
+                response = client.post(url, json={"batch": batch})
+            except httpx.TransportError:
+                return
+            if response.status_code == 200:
+                accepted.extend(event["id"] for event in batch)
+            if len(accepted) >= 200:
+                sent_enough.set()
+
+
+def test_run_serves_until_sigterm_and_loses_nothing_answered_200() -> None:
+    port = free_port()
+    with SegmentReceiver() as receiver:
+        process = subprocess.Popen(
+            [*FLOWS, "run", str(DEMO_FLOW), "--port", str(port), "--host", "127.0.0.1"],
+            cwd=ROOT,
+            env={**os.environ, "SEGMENT_HOST": receiver.url, "SEGMENT_WRITE_KEY": SECRET},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            banner = process.stdout.readline()
+            assert f"127.0.0.1:{port}" in banner, banner
+            accepted: list[str] = []
+            sent_enough = threading.Event()
+            sender = threading.Thread(
+                target=_send_until_refused,
+                args=(f"http://127.0.0.1:{port}/collect", accepted, sent_enough),
+            )
+            sender.start()
+            assert sent_enough.wait(30), "the server accepted too little traffic"
+            process.send_signal(signal.SIGTERM)  # while the sender is still posting
+            code = process.wait(timeout=30)
+            sender.join(30)
+            _, stderr = process.communicate(timeout=5)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert code == 0, stderr
+        received = receiver.wait_for(len(accepted))
+        delivered = {m["messageId"] for m in received}
+        missing = {f"{event_id}-track" for event_id in accepted} - delivered
+        assert not missing, f"{len(missing)} events answered 200 were not delivered"
+        assert SECRET not in stderr
