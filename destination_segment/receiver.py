@@ -30,6 +30,7 @@ import hmac
 import logging
 import math
 import os
+import random
 import selectors
 import signal
 import socket
@@ -127,6 +128,7 @@ class _Failure:
     status: int
     remaining: int | None
     retry_after: float | None
+    rate: float | None = None
 
     def header(self) -> str | None:
         """Retry-After as whole seconds: RFC 7231 delta-seconds, and the SDK ignores fractions."""
@@ -576,6 +578,7 @@ class SegmentReceiver:
         self._requests = 0
         self._by_status: Counter[int] = Counter()
         self._fault_lock = threading.Lock()
+        self._chance = random.Random(20261125)  # fault injection, repeatable
         self._failure: _Failure | None = None
         self._delay: _Delay | None = None
         self._file_lock = threading.Lock()
@@ -734,8 +737,17 @@ class SegmentReceiver:
 
     # -- faults --------------------------------------------------------------------
 
-    def fail(self, status: int, count: int | None = None, retry_after: float | None = None) -> None:
+    def fail(
+        self,
+        status: int,
+        count: int | None = None,
+        retry_after: float | None = None,
+        rate: float | None = None,
+    ) -> None:
         """Answer the next ``count`` requests (None: all) with ``status``.
+
+        With ``rate`` (0-1), each request fails with that probability instead
+        (seeded, so a soak run is repeatable); ``count`` then counts failures.
 
         ``retry_after`` adds a Retry-After header in whole seconds (rounded up,
         since the SDK only parses integers). Failed requests record nothing.
@@ -746,8 +758,10 @@ class SegmentReceiver:
             raise ValueError("count must be non-negative or None")
         if retry_after is not None and retry_after < 0:
             raise ValueError("retry_after must be non-negative or None")
+        if rate is not None and not 0 < rate <= 1:
+            raise ValueError("rate must be a fraction in (0, 1] or None")
         with self._fault_lock:
-            self._failure = _Failure(status, count, retry_after) if count != 0 else None
+            self._failure = _Failure(status, count, retry_after, rate) if count != 0 else None
 
     def delay(self, seconds: float, count: int | None = None) -> None:
         """Hold the next ``count`` answers (None: all) for ``seconds``; a long delay is a hang.
@@ -779,6 +793,7 @@ class SegmentReceiver:
                     "status": failure.status,
                     "remaining": failure.remaining,
                     "retryAfter": failure.retry_after,
+                    "rate": failure.rate,
                 },
                 "delay": None
                 if delay is None
@@ -791,22 +806,25 @@ class SegmentReceiver:
         """POST /_control: arm what the body names (status and/or delay), sharing count."""
         if not isinstance(spec, dict):
             raise ValueError("the /_control body must be a JSON object")
-        unknown = set(spec) - {"status", "count", "retryAfter", "delay"}
+        unknown = set(spec) - {"status", "count", "retryAfter", "delay", "rate"}
         if unknown:
             raise ValueError(
                 f"unknown /_control field(s) {sorted(unknown)}; "
-                "use status, count, retryAfter, delay"
+                "use status, count, retryAfter, rate, delay"
             )
         count = _number(spec, "count", integer=True)
         status = _number(spec, "status", integer=True)
         retry_after = _number(spec, "retryAfter")
+        rate = _number(spec, "rate")
         seconds = _number(spec, "delay")
         if status is None and seconds is None:
             raise ValueError('give "status" and/or "delay" (DELETE /_control resets)')
         if status is None and retry_after is not None:
             raise ValueError('"retryAfter" needs a "status"')
+        if status is None and rate is not None:
+            raise ValueError('"rate" needs a "status"')
         if status is not None:
-            self.fail(status, count, retry_after)
+            self.fail(status, count, retry_after, rate)
         if seconds is not None:
             self.delay(seconds, count)
 
@@ -822,6 +840,9 @@ class SegmentReceiver:
                     if delay.remaining <= 0:
                         self._delay = None
             failure = self._failure
+            rate = failure.rate if failure is not None else None
+            if rate is not None and self._chance.random() >= rate:
+                return seconds, None
             if failure is not None:
                 if failure.remaining is not None:
                     failure.remaining -= 1

@@ -386,7 +386,12 @@ def test_faults_over_http(segment_receiver: SegmentReceiver) -> None:
     url = segment_receiver.url
     armed = httpx.post(url + "/_control", json={"status": 429, "count": 1, "retryAfter": 1.2})
     assert armed.status_code == 200
-    assert armed.json()["faults"]["fail"] == {"status": 429, "remaining": 1, "retryAfter": 1.2}
+    assert armed.json()["faults"]["fail"] == {
+        "status": 429,
+        "remaining": 1,
+        "retryAfter": 1.2,
+        "rate": None,
+    }
     limited = post(url + "/v1/batch", {"batch": [track("a")]})
     assert limited.status_code == 429
     assert limited.headers["Retry-After"] == "2", "whole seconds, rounded up"
@@ -507,3 +512,19 @@ def test_cli_prints_where_it_listens_and_exits_cleanly(
             process.communicate()
     assert process.returncode == 0, stderr
     assert SECRET_KEY not in line + stdout + stderr
+
+
+def test_a_failure_rate_fails_about_that_share_of_requests(
+    segment_receiver: SegmentReceiver,
+) -> None:
+    segment_receiver.fail(500, rate=0.25)
+    statuses = [
+        post(segment_receiver.url + "/v1/batch", {"batch": [track(f"r{i}")]}).status_code
+        for i in range(200)
+    ]
+    failed = statuses.count(500)
+    assert 20 <= failed <= 80, failed
+    assert statuses.count(200) == 200 - failed
+    assert len(segment_receiver.messages()) == 200 - failed
+    with pytest.raises(ValueError, match="rate"):
+        segment_receiver.fail(500, rate=1.5)
