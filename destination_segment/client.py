@@ -25,10 +25,11 @@ from segment.analytics.consumer import Consumer
 
 from collector.destination import ShutdownReport
 from destination_segment.calls import SegmentCall
-from destination_segment.consumer import ShutdownSafeConsumer
+from destination_segment.consumer import ShutdownSafeConsumer, StoppedBeforeDeliveryError
 from destination_segment.settings import SegmentSettings
 
 logger = logging.getLogger("flows.destination.segment")
+IN_FLIGHT_AT_DEADLINE = "shutdown: upload still in flight at the deadline (it may yet arrive)"
 
 _SDK_METHODS = {
     "track": ("event", "properties"),
@@ -235,12 +236,22 @@ class SegmentClient:
         for consumer in self._consumers:
             if consumer.is_alive():
                 consumer.join(max(0.0, deadline - time.monotonic()) + 0.05)
+        abandoned = 0
+        for consumer in self._consumers:
+            held = consumer.abandon() if consumer.is_alive() else None
+            if held:
+                abandoned += len(held)
+                # The process may exit before this upload ends: record it now. It may
+                # still arrive; a replay is then de-duplicated by messageId.
+                self._on_error(StoppedBeforeDeliveryError(IN_FLIGHT_AT_DEADLINE), held)
         left = _drain(queue)
         if left and self._on_failure is not None:
             self._on_failure(left, "shutdown timeout")
         # Messages a consumer took but never finished (an upload still hanging) count too.
         in_flight = queue.unfinished_tasks
-        undelivered = len(left) + in_flight + (self.stats.failed - failed_before)
+        undelivered = (
+            len(left) + max(0, in_flight - abandoned) + (self.stats.failed - failed_before)
+        )
         self._client = None
         return ShutdownReport(
             undelivered=undelivered,
