@@ -35,6 +35,10 @@ def test_every_section_of_the_fixture_is_run() -> None:
     sections = {k for k, v in CASES.items() if isinstance(v, list) and k != "notes"}
     assert sections == {"getMappingValue", "getMappingEvent", "processEventMapping", "getByPath"}
     assert sum(len(CASES[s]) for s in sections) == 57
+    # 66 checks: each dotted path expected of a processEventMapping case is one check
+    checks = 57 - len(CASES["processEventMapping"])
+    checks += sum(len(case["expected"]) for case in CASES["processEventMapping"])
+    assert checks == 66
 
 
 @pytest.mark.parametrize("case", CASES["getMappingValue"], ids=_ids("getMappingValue"))
