@@ -146,6 +146,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             host=args.host,
             shutdown_timeout=args.shutdown_timeout,
             ready_message=announce,
+            workers=args.workers,
         )
     except ListenError as error:
         raise CommandError(str(error)) from None
@@ -220,6 +221,13 @@ def _configure_logging(level: str) -> None:
     )
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flows",
@@ -259,6 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--flow", help="flow name (default: the only one, or 'default')")
     run.add_argument("--port", type=int, help="listen port (default: PORT, else the flow's)")
     run.add_argument("--host", help="listen address (default: the flow's, else 0.0.0.0)")
+    run.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=int(os.environ.get("FLOWS_WORKERS", "1")),
+        help="server processes sharing the port (default: FLOWS_WORKERS, else 1); "
+        "one per core for the most throughput",
+    )
     run.add_argument(
         "--shutdown-timeout",
         type=float,

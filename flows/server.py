@@ -47,7 +47,7 @@ class FlowServer(uvicorn.Server):
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
         try:
             yield
         finally:
@@ -55,7 +55,7 @@ class FlowServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class ListenError(OSError):
@@ -88,6 +88,7 @@ def serve(
     host: str | None = None,
     shutdown_timeout: float = 10.0,
     ready_message: Callable[[str], None] | None = None,
+    workers: int = 1,
 ) -> int:
     """Serve until a stop signal, then flush the destinations; returns the exit code."""
     settings = source.settings
@@ -95,15 +96,40 @@ def serve(
     port = settings.port if port is None else port
     sock = bind(host, port)
     url = address(sock)
-    server = make_server(
-        source.app(collector),
-        shutdown_timeout,
-        on_listening=(lambda: ready_message(url)) if ready_message else None,
-    )
+    if workers > 1:
+        from flows.workers import serve_workers
+
+        return serve_workers(
+            collector,
+            source,
+            sock,
+            url,
+            workers=workers,
+            shutdown_timeout=shutdown_timeout,
+            ready_message=ready_message,
+        )
     try:
-        server.run(sockets=[sock])
+        return serve_socket(
+            collector,
+            source,
+            sock,
+            shutdown_timeout,
+            on_listening=(lambda: ready_message(url)) if ready_message else None,
+        )
     finally:
         sock.close()
+
+
+def serve_socket(
+    collector: Collector,
+    source: HttpSource,
+    sock: socket.socket,
+    shutdown_timeout: float,
+    on_listening: Callable[[], None] | None = None,
+) -> int:
+    """One server process on a bound socket: serve, then flush; returns the exit code."""
+    server = make_server(source.app(collector), shutdown_timeout, on_listening=on_listening)
+    server.run(sockets=[sock])
     if not server.started:
         logger.error("server did not start (see the errors above)")
         collector.shutdown(shutdown_timeout)

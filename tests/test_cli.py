@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import httpx
+import pytest
 
 from destination_segment.receiver import SegmentReceiver
 from tests.cli_helpers import DEMO_FLOW, EXAMPLES, FLOWS, ROOT, free_port, run_flows
@@ -145,11 +146,15 @@ def _send_until_refused(url: str, accepted: list[str], sent_enough: threading.Ev
                 sent_enough.set()
 
 
-def test_run_serves_until_sigterm_and_loses_nothing_answered_200() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_serves_until_sigterm_and_loses_nothing_answered_200(workers: int) -> None:
     port = free_port()
     with SegmentReceiver() as receiver:
         process = subprocess.Popen(
-            [*FLOWS, "run", str(DEMO_FLOW), "--port", str(port), "--host", "127.0.0.1"],
+            [
+                *(*FLOWS, "run", str(DEMO_FLOW), "--host", "127.0.0.1", "--port", str(port)),
+                *("--workers", str(workers)),
+            ],
             cwd=ROOT,
             env={**os.environ, "SEGMENT_HOST": receiver.url, "SEGMENT_WRITE_KEY": SECRET},
             stdout=subprocess.PIPE,
