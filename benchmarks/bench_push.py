@@ -1,0 +1,168 @@
+"""Benchmark 1: Collector.push into the Segment destination, against the SDK alone.
+
+Three measurements in one run, each the median of several repetitions:
+- direct SDK: ``Client.track``/``page``/``identify`` with pre-built arguments
+  (the same calls the pipeline makes) and a flush, the baseline;
+- pipeline: ``Collector.push`` with the shop mapping and a shutdown flush, the
+  SDK posting to the local receiver;
+Both are timed until every message is delivered to the receiver: the SDK's
+consumer thread competes for the GIL, so timing only the enqueueing would
+charge its work to whichever run it happened to overlap.
+- pipeline with the SDK client replaced by a no-op stub: our own cost.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from segment.analytics.client import Client
+
+from benchmarks.workload import SHOP_DESTINATION, shop_events
+from collector.collector import Collector, build_destination
+from destination_segment.calls import SegmentCall
+from destination_segment.client import sdk_arguments
+from destination_segment.receiver import SegmentReceiver
+
+WRITE_KEY = "bench-write-key"
+
+
+@dataclass(slots=True)
+class PushFigures:
+    events: int
+    users: int
+    direct_eps: float
+    pipeline_eps: float
+    stub_us_per_event: float
+    pipeline_us_per_event: float
+    sdk_calls: int
+
+    @property
+    def ratio(self) -> float:
+        return self.pipeline_eps / self.direct_eps
+
+
+def _destination(receiver_url: str, queue: int) -> Any:
+    config = {
+        **SHOP_DESTINATION,
+        "settings": {
+            **SHOP_DESTINATION["settings"],
+            "writeKey": WRITE_KEY,
+            "host": receiver_url,
+            "maxQueueSize": queue,
+        },
+    }
+    return build_destination("segment", "segment", config)
+
+
+class _CountingStub:
+    """Stands in for the SDK client: counts calls, sends nothing."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def send(self, call: SegmentCall) -> bool:
+        self.calls += 1
+        return True
+
+
+def _sdk_calls(events: list[dict[str, Any]], receiver_url: str) -> list[SegmentCall]:
+    """The calls the pipeline makes for ``events``, captured once for the baseline."""
+    active = _destination(receiver_url, len(events) * 2)
+    collector = Collector(None, [active])
+    captured: list[SegmentCall] = []
+
+    class Capture(_CountingStub):
+        def send(self, call: SegmentCall) -> bool:
+            captured.append(call)
+            return True
+
+    active.destination.client = Capture()
+    for event in events:
+        collector.push(event)
+    return captured
+
+
+def _time(fn: Any) -> float:
+    gc.collect()
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def run(events: int = 100_000, users: int = 10_000, runs: int = 3) -> PushFigures:
+    """Measure all three and return the medians."""
+    batch = list(shop_events(events, users))
+    with SegmentReceiver(max_messages=1000) as receiver:
+        calls = _sdk_calls(batch, receiver.url)
+        prebuilt = [(call.type, sdk_arguments(call)) for call in calls]
+
+        direct, pipeline, stubbed = [], [], []
+        for _ in range(runs):
+            client = Client(WRITE_KEY, host=receiver.url, max_queue_size=len(prebuilt) * 2)
+
+            def direct_calls(client: Client = client) -> None:
+                methods = {kind: getattr(client, kind) for kind in ("track", "page", "identify")}
+                for kind, kwargs in prebuilt:
+                    methods[kind](**{**kwargs, "context": dict(kwargs.get("context", {}))})
+                client.flush()  # delivered, not just queued: the consumer's work counts
+
+            direct.append(_time(direct_calls))
+            client.join()
+
+            active = _destination(receiver.url, len(prebuilt) * 2)
+            collector = Collector(None, [active])
+            collector.start()
+            push = collector.push
+
+            def pipeline_calls(push: Any = push, collector: Collector = collector) -> None:
+                for event in batch:
+                    push(event)
+                collector.shutdown(120)  # delivered, as for the baseline
+
+            pipeline.append(_time(pipeline_calls))
+
+            active = _destination(receiver.url, len(prebuilt) * 2)
+            stub = _CountingStub()
+            active.destination.client = stub
+            collector = Collector(None, [active])
+            push = collector.push
+            stubbed.append(_time(lambda push=push: [push(e) for e in batch]))
+            sdk_calls = stub.calls
+        receiver.clear()
+
+    direct_s = statistics.median(direct)
+    pipeline_s = statistics.median(pipeline)
+    stub_s = statistics.median(stubbed)
+    return PushFigures(
+        events=events,
+        users=users,
+        direct_eps=events / direct_s,
+        pipeline_eps=events / pipeline_s,
+        stub_us_per_event=stub_s / events * 1e6,
+        pipeline_us_per_event=pipeline_s / events * 1e6,
+        sdk_calls=sdk_calls,
+    )
+
+
+def report(figures: PushFigures) -> list[tuple[str, str, str]]:
+    """Rows of (measure, value, target)."""
+    return [
+        ("push: direct SDK baseline", f"{figures.direct_eps:,.0f} events/s", ""),
+        ("push: pipeline (SDK to receiver)", f"{figures.pipeline_eps:,.0f} events/s", ""),
+        ("push: pipeline / direct SDK", f"{figures.ratio:.2f}x", ">= 0.5x"),
+        ("push: pipeline, per event (delivered)", f"{figures.pipeline_us_per_event:.1f} us", ""),
+        (
+            "push: pipeline own cost (SDK stubbed)",
+            f"{figures.stub_us_per_event:.1f} us/event",
+            "<= 25 us",
+        ),
+        (
+            f"push: SDK calls for {figures.events:,} events / {figures.users:,} users",
+            f"{figures.sdk_calls:,}",
+            "~110,000",
+        ),
+    ]
