@@ -67,9 +67,48 @@ def _json_reason(error: orjson.JSONDecodeError) -> str:
 def check_limits(event: Any, limits: Limits) -> FieldError | None:
     """The first place where ``event`` goes over a limit, or None.
 
-    An explicit stack instead of recursion: a hostile body cannot make this
-    walk deeper than ``max_depth`` or overflow Python's stack.
+    The common case (within limits) is one walk over the containers that
+    builds no path strings; only a rejected event is walked again to name
+    the path. An explicit stack, not recursion: a hostile body cannot make
+    this go deeper than ``max_depth`` or overflow Python's stack.
     """
+    if _within(event, limits):
+        return None
+    return _first_violation(event, limits)
+
+
+def _within(event: Any, limits: Limits) -> bool:
+    max_depth, max_keys, max_chars = limits.max_depth, limits.max_keys, limits.max_string_length
+    kind = type(event)
+    if kind is str:
+        return len(event) <= max_chars
+    if kind is not dict and kind is not list:
+        return True
+    stack: list[tuple[Any, int]] = [(event, 0)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        container, depth = pop()
+        if depth >= max_depth or len(container) > max_keys:
+            return False
+        if type(container) is dict:
+            for key in container:
+                if len(key) > max_chars:
+                    return False
+            items = container.values()
+        else:
+            items = container
+        for item in items:
+            kind = type(item)
+            if kind is str:
+                if len(item) > max_chars:
+                    return False
+            elif kind is dict or kind is list:
+                push((item, depth + 1))
+    return True
+
+
+def _first_violation(event: Any, limits: Limits) -> FieldError | None:
+    """The same checks as ``_within``, naming the path of the first violation."""
     stack: list[tuple[Any, str, int]] = [(event, "", 0)]
     while stack:
         value, path, depth = stack.pop()
