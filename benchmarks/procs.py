@@ -176,9 +176,12 @@ class Receiver(_Process):
 class FlowServer(_Process):
     """``flows run FILE --host 127.0.0.1 --port 0``: the real server, as deployed."""
 
-    def __init__(self, flow_file: Path, workdir: Path, shutdown_timeout: float = 30.0) -> None:
+    def __init__(
+        self, flow_file: Path, workdir: Path, shutdown_timeout: float = 30.0, workers: int = 1
+    ) -> None:
         argv = [sys.executable, "-m", "flows.cli", "run", str(flow_file)]
         argv += ["--host", HOST, "--port", "0", "--shutdown-timeout", str(shutdown_timeout)]
+        argv += ["--workers", str(workers)]
         super().__init__(argv, workdir / f"{flow_file.stem}.server.log", "flows: serving", workdir)
         self.collect_url = self.url + "/collect"
 
