@@ -12,6 +12,14 @@ import time
 BENCHMARKS = ("push", "http", "memory", "shutdown")
 
 
+def _reference_us() -> float:
+    """A fixed pure-Python workload, so absolute figures can be read against the machine."""
+    import timeit
+
+    best = min(timeit.repeat("sum(range(1000))", number=2000, repeat=5))
+    return best / 2000 * 1e6
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument(
@@ -90,6 +98,10 @@ def main() -> int:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {datetime.date.today().isoformat()}, "
         f"{'quick, ' if args.quick else ''}{runs} run(s), {time.perf_counter() - started:.0f} s"
+    )
+    print(
+        f"machine speed: sum(range(1000)) takes {_reference_us():.1f} us "
+        "(6-8 us on a typical current x86 core; absolute figures scale with it)"
     )
     width = max(len(r[0]) for r in rows)
     print(f"{'measure'.ljust(width)}  {'value':>26}  target")
