@@ -86,6 +86,7 @@ class CollectorApp:
         self.auth_token = settings.auth.token.get_secret_value().encode() if settings.auth else b""
         self.ingest = _compile_ingest(settings.ingest)
         self.metrics_enabled = settings.metrics
+        self.status_enabled = settings.status
         self.shutting_down = False
         self._metrics: Callable[[], bytes] | None = None
 
@@ -132,9 +133,9 @@ class CollectorApp:
             await self._answer(send, status, body, [*cors, *extra])
         elif method not in ("GET", "HEAD"):
             await self._answer(send, *_error(405, f"method {method} not allowed on {path}"))
-        elif path == "/health":
+        elif path == "/health" and self.status_enabled:
             await self._answer(send, 200, b'{"status":"ok"}', [_JSON])
-        elif path == "/ready":
+        elif path == "/ready" and self.status_enabled:
             ready = self.collector.ready and not self.shutting_down
             body = b'{"status":"ready"}' if ready else b'{"status":"starting or stopping"}'
             await self._answer(send, 200 if ready else 503, body, [_JSON])
@@ -364,6 +365,8 @@ class _Cors:
         self.origins = {o.encode() for o in origins}
         self.credentials = settings.credentials
         self.max_age = str(settings.max_age).encode()
+        self.methods = ", ".join(settings.methods).encode()
+        self.allow_headers = ", ".join(settings.headers).encode() if settings.headers else None
 
     def _origin(self, headers: list[tuple[bytes, bytes]]) -> bytes | None:
         origin = next((v for n, v in headers if n == b"origin"), None)
@@ -387,8 +390,8 @@ class _Cors:
     def preflight(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         requested = next((v for n, v in headers if n == b"access-control-request-headers"), None)
         return [
-            (b"access-control-allow-methods", b"POST, GET, OPTIONS"),
-            (b"access-control-allow-headers", requested or b"Content-Type"),
+            (b"access-control-allow-methods", self.methods),
+            (b"access-control-allow-headers", self.allow_headers or requested or b"Content-Type"),
             (b"access-control-max-age", self.max_age),
         ]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -18,6 +18,11 @@ from pydantic import (
 from collector.mapping_config import ValueConfig
 
 DEFAULT_PORT = 8080
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
+
+
+def _default_methods() -> list[HttpMethod]:
+    return ["POST", "GET", "OPTIONS"]
 
 
 def _default_port() -> int:
@@ -33,6 +38,13 @@ class CorsSettings(BaseModel):
 
     origin: StrictStr | list[StrictStr] = Field(
         "*", description='Allowed origin(s); "*" allows any'
+    )
+    methods: list[HttpMethod] = Field(
+        default_factory=_default_methods,
+        description="Access-Control-Allow-Methods of a preflight",
+    )
+    headers: list[StrictStr] | None = Field(
+        None, description="Access-Control-Allow-Headers; default: what the browser asked for"
     )
     credentials: StrictBool = Field(False, description="Send Access-Control-Allow-Credentials")
     max_age: int = Field(600, alias="maxAge", ge=0, description="Preflight cache (seconds)")
@@ -97,6 +109,7 @@ class HttpSettings(BaseModel):
     )
     auth: AuthSettings | None = Field(None, description="Require a shared-secret header")
     metrics: StrictBool = Field(True, description="Serve Prometheus metrics at /metrics")
+    status: StrictBool = Field(True, description="Serve /health and /ready (as walkerOS does)")
 
     @field_validator("path")
     @classmethod

@@ -171,6 +171,28 @@ def test_cors_origin_list_and_off(segment_receiver: SegmentReceiver) -> None:
         assert "access-control-allow-origin" not in plain.headers
 
 
+def test_walkeros_express_settings_are_accepted(segment_receiver: SegmentReceiver) -> None:
+    """The settings of @walkeros/server-source-express work unchanged."""
+    http = {
+        "path": "/events",
+        "status": False,
+        "cors": {
+            "origin": "https://shop.example",
+            "methods": ["POST", "OPTIONS"],
+            "headers": ["Content-Type", "X-Custom"],
+            "maxAge": 60,
+        },
+    }
+    with serving(segment_receiver.url, http) as served, httpx.Client(timeout=10) as client:
+        preflight = client.options(served.collect, headers={"origin": "https://shop.example"})
+        assert preflight.headers["access-control-allow-methods"] == "POST, OPTIONS"
+        assert preflight.headers["access-control-allow-headers"] == "Content-Type, X-Custom"
+        assert preflight.headers["access-control-max-age"] == "60"
+        assert client.post(served.url + "/events", json=event("w1")).status_code == 200
+        assert client.get(served.url + "/health").status_code == 404
+        assert client.get(served.url + "/ready").status_code == 404
+
+
 def test_health_ready_404_405(served: Served, client: httpx.Client) -> None:
     assert client.get(served.url + "/health").json() == {"status": "ok"}
     ready = client.get(served.url + "/ready")
