@@ -257,7 +257,7 @@ class SegmentClient:
             undelivered=undelivered,
             timed_out=timed_out,
             detail=(
-                f"{len(left)} queued message(s) not sent within {timeout:g}s"
+                f"{len(left)} queued message(s) not sent before the shutdown deadline"
                 + (f"; {in_flight} message(s) still in flight" if in_flight else "")
                 if timed_out
                 else "flushed"
