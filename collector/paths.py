@@ -8,6 +8,7 @@ dictionary and list lookups run.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -128,6 +129,14 @@ def _lookup_steps(value: Any, steps: tuple[str | tuple[str, int], ...], default:
     return current
 
 
+_SIMPLE_FILTER: Final = re.compile(
+    r"^\$\.(?P<path>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)"
+    r"\[\?\s*(?P<paren>\()?\s*(?:@\.)?(?P<field>[A-Za-z_]\w*)\s*==?\s*"
+    r"'(?P<literal>[^'\\]*)'\s*(?(paren)\))\s*\]$"
+)
+"""``$.nested[?entity = 'product']``: the list filter shop mappings use, run as plain code."""
+
+
 def _compile_jsonpath(expression: str, default: Any) -> Getter:
     try:
         compiled = parse_jsonpath(expression)
@@ -144,7 +153,39 @@ def _compile_jsonpath(expression: str, default: Any) -> Getter:
             return matches[0]
         return matches
 
-    return get_jsonpath
+    simple = _SIMPLE_FILTER.match(expression)
+    if simple is None:
+        return get_jsonpath
+    return _fast_filter(
+        tuple(simple["path"].split(".")), simple["field"], simple["literal"], default, get_jsonpath
+    )
+
+
+def _fast_filter(
+    keys: tuple[str, ...], field: str, literal: str, default: Any, general: Getter
+) -> Getter:
+    """The items of the list at ``keys`` whose ``field`` is the string ``literal``.
+
+    Only the plain case (objects down to a list) runs here; any other shape is
+    left to jsonpath_ng, so the results are jsonpath_ng's in every case.
+    """
+
+    def get_filtered(value: Any) -> Any:
+        current = value
+        for key in keys:
+            if type(current) is not dict or key not in current:
+                return general(value)
+            current = current[key]
+        if type(current) is not list:
+            return general(value)
+        matches = [
+            item
+            for item in current
+            if type(item) is dict and type(item.get(field)) is str and item[field] == literal
+        ]
+        return matches or default
+
+    return get_filtered
 
 
 def set_path(target: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
