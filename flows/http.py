@@ -8,6 +8,7 @@ nothing a client sends can turn into a 500 or a stack trace.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -22,6 +23,7 @@ from collector.mapping import MappingContext, compile_value
 from collector.paths import UNDEFINED, set_path
 from flows.http_input import BadRequestError, Limits, check_limits, parse_body, parse_pixel_query
 from flows.http_settings import CorsSettings, HttpSettings
+from flows.metrics import SharedSnapshots, metrics_renderer, snapshot
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -63,6 +65,7 @@ class HttpSource:
         self.settings = settings
         self.id = source_id
         self.stats = SourceStats()
+        self.shared: SharedSnapshots | None = None  # set in each of several workers
 
     def app(self, collector: Collector) -> CollectorApp:
         return CollectorApp(collector, self)
@@ -100,6 +103,7 @@ class CollectorApp:
             await self._lifespan(receive, send)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
+        publisher: asyncio.Task[None] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -109,11 +113,27 @@ class CollectorApp:
                     logger.exception("destinations failed to start")
                     await send({"type": "lifespan.startup.failed", "message": str(error)})
                     return
+                publisher = self._start_publishing()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.shutting_down = True
+                if publisher is not None:
+                    publisher.cancel()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _start_publishing(self) -> asyncio.Task[None] | None:
+        """With several workers, share this one's counters every second (see metrics)."""
+        shared = self.source.shared
+        if shared is None:
+            return None
+
+        async def publish_every_second() -> None:
+            while True:
+                shared.publish(snapshot(self.collector, self.source))
+                await asyncio.sleep(1.0)
+
+        return asyncio.get_running_loop().create_task(publish_every_second())
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
@@ -298,9 +318,7 @@ class CollectorApp:
 
     def metrics_body(self) -> bytes:
         if self._metrics is None:
-            from flows.metrics import metrics_renderer
-
-            self._metrics = metrics_renderer(self.collector, self.source)
+            self._metrics = metrics_renderer(self.collector, self.source, self.source.shared)
         return self._metrics()
 
 

@@ -6,9 +6,13 @@ families when ``/metrics`` is scraped, so metrics cost nothing per event.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as MetricsCollector
@@ -19,66 +23,149 @@ if TYPE_CHECKING:
     from flows.http import HttpSource
 
 GAUGES = {"queue_depth", "queue_capacity"}
+logger = logging.getLogger("flows.metrics")
+
+
+Snapshot = dict[str, Any]
+"""Plain counters of one process, JSON-able, so workers can add up each other's."""
+
+
+def snapshot(collector: Collector, source: HttpSource) -> Snapshot:
+    """This process's counters, read now."""
+    stats = source.stats
+    return {
+        "requests": {str(status): count for status, count in stats.requests.items()},
+        "received": stats.received,
+        "accepted": stats.accepted,
+        "rejected": stats.rejected,
+        "overloaded": stats.overloaded,
+        "destinations": {
+            active.id: {
+                "sent": active.stats.sent,
+                "failed": active.stats.failed,
+                "skipped": dict(active.stats.skipped),
+                "stats": active.destination.stats(),
+            }
+            for active in collector.destinations
+        },
+    }
+
+
+def merge(snapshots: list[Snapshot]) -> Snapshot:
+    """Add snapshots up key by key (counters and queue gauges both sum across workers)."""
+    total: Snapshot = {}
+    for snap in snapshots:
+        _add(total, snap)
+    return total
+
+
+def _add(total: dict[str, Any], part: dict[str, Any]) -> None:
+    for key, value in part.items():
+        if isinstance(value, dict):
+            _add(total.setdefault(key, {}), value)
+        elif isinstance(value, int | float):
+            total[key] = total.get(key, 0) + value
+
+
+class SharedSnapshots:
+    """Each worker's counters as a file in a directory the workers share.
+
+    Every worker publishes its snapshot once a second and when scraped; a
+    scrape adds the others' latest files to its own live counters, so any
+    worker answers /metrics for the whole server (at most a second behind).
+    """
+
+    def __init__(self, directory: Path, worker: int) -> None:
+        self.directory = directory
+        self.worker = worker
+        self.path = directory / f"worker-{worker}.json"
+
+    def publish(self, snap: Snapshot) -> None:
+        partial = self.path.with_suffix(".tmp")
+        try:
+            partial.write_bytes(orjson.dumps(snap))
+            os.replace(partial, self.path)
+        except OSError as error:
+            logger.warning("metrics of worker %d not shared: %s", self.worker, error.strerror)
+
+    def others(self) -> list[Snapshot]:
+        found: list[Snapshot] = []
+        for path in sorted(self.directory.glob("worker-*.json")):
+            if path == self.path:
+                continue
+            try:
+                found.append(orjson.loads(path.read_bytes()))
+            except (OSError, orjson.JSONDecodeError):
+                continue  # a worker that never published yet
+        return found
 
 
 class FlowMetrics(MetricsCollector):
-    """Metric families for one collector and its http source."""
+    """Metric families for one collector and its http source (and its sibling workers)."""
 
-    def __init__(self, collector: Collector, source: HttpSource) -> None:
+    def __init__(
+        self, collector: Collector, source: HttpSource, shared: SharedSnapshots | None = None
+    ) -> None:
         self.collector = collector
         self.source = source
+        self.shared = shared
 
     def collect(self) -> Iterator[Metric]:
-        stats = self.source.stats
+        snap = snapshot(self.collector, self.source)
+        if self.shared is not None:
+            self.shared.publish(snap)
+            snap = merge([snap, *self.shared.others()])
         requests = CounterMetricFamily(
             "flows_http_requests", "HTTP requests answered, by status", labels=["status"]
         )
-        for status, count in sorted(stats.requests.items()):
-            requests.add_metric([str(status)], count)
+        for status, count in sorted(snap["requests"].items()):
+            requests.add_metric([status], count)
         yield requests
-        for name, value, text in (
-            ("flows_events_received", stats.received, "Events received over HTTP"),
-            ("flows_events_accepted", stats.accepted, "Events accepted (answered as accepted)"),
-            ("flows_events_rejected", stats.rejected, "Events rejected as invalid"),
-            ("flows_http_overloaded", stats.overloaded, "Requests refused with 503 (busy)"),
+        for name, key, text in (
+            ("flows_events_received", "received", "Events received over HTTP"),
+            ("flows_events_accepted", "accepted", "Events accepted (answered as accepted)"),
+            ("flows_events_rejected", "rejected", "Events rejected as invalid"),
+            ("flows_http_overloaded", "overloaded", "Requests refused with 503 (busy)"),
         ):
-            yield CounterMetricFamily(name, text, value=value)
-        yield from self._destinations()
-
-    def _destinations(self) -> Iterator[Metric]:
-        outcomes = CounterMetricFamily(
-            "flows_destination_events",
-            "Events per destination by outcome (sent, failed, skipped)",
-            labels=["destination", "outcome", "reason"],
-        )
-        messages = CounterMetricFamily(
-            "flows_destination_messages",
-            "Destination messages by what happened (enqueued, dropped, failed, dead-lettered)",
-            labels=["destination", "outcome"],
-        )
-        gauges = GaugeMetricFamily(
-            "flows_destination_queue",
-            "Destination queue depth and capacity",
-            labels=["destination", "measure"],
-        )
-        for active in self.collector.destinations:
-            counted = active.stats
-            outcomes.add_metric([active.id, "sent", ""], counted.sent)
-            outcomes.add_metric([active.id, "failed", ""], counted.failed)
-            for reason, count in sorted(counted.skipped.items()):
-                outcomes.add_metric([active.id, "skipped", reason], count)
-            for key, value in sorted(active.destination.stats().items()):
-                if key in GAUGES:
-                    gauges.add_metric([active.id, key.removeprefix("queue_")], value)
-                else:
-                    messages.add_metric([active.id, key], value)
-        yield outcomes
-        yield messages
-        yield gauges
+            yield CounterMetricFamily(name, text, value=snap[key])
+        yield from _destinations(snap["destinations"])
 
 
-def metrics_renderer(collector: Collector, source: HttpSource) -> Callable[[], bytes]:
+def _destinations(destinations: dict[str, Any]) -> Iterator[Metric]:
+    outcomes = CounterMetricFamily(
+        "flows_destination_events",
+        "Events per destination by outcome (sent, failed, skipped)",
+        labels=["destination", "outcome", "reason"],
+    )
+    messages = CounterMetricFamily(
+        "flows_destination_messages",
+        "Destination messages by what happened (enqueued, dropped, failed, dead-lettered)",
+        labels=["destination", "outcome"],
+    )
+    gauges = GaugeMetricFamily(
+        "flows_destination_queue",
+        "Destination queue depth and capacity",
+        labels=["destination", "measure"],
+    )
+    for destination_id, counted in destinations.items():
+        outcomes.add_metric([destination_id, "sent", ""], counted["sent"])
+        outcomes.add_metric([destination_id, "failed", ""], counted["failed"])
+        for reason, count in sorted(counted["skipped"].items()):
+            outcomes.add_metric([destination_id, "skipped", reason], count)
+        for key, value in sorted(counted["stats"].items()):
+            if key in GAUGES:
+                gauges.add_metric([destination_id, key.removeprefix("queue_")], value)
+            else:
+                messages.add_metric([destination_id, key], value)
+    yield outcomes
+    yield messages
+    yield gauges
+
+
+def metrics_renderer(
+    collector: Collector, source: HttpSource, shared: SharedSnapshots | None = None
+) -> Callable[[], bytes]:
     """A function that renders the current metrics in the Prometheus text format."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(FlowMetrics(collector, source))
+    registry.register(FlowMetrics(collector, source, shared))
     return lambda: generate_latest(registry)

@@ -20,6 +20,7 @@ import uvicorn
 
 from collector.collector import Collector
 from flows.http import HttpSource
+from flows.metrics import snapshot
 
 logger = logging.getLogger("flows.server")
 
@@ -135,6 +136,8 @@ def serve_socket(
         collector.shutdown(shutdown_timeout)
         return 1
     reports = collector.shutdown(shutdown_timeout)
+    if source.shared is not None:  # the final counters, for the workers still serving
+        source.shared.publish(snapshot(collector, source))
     lost = 0
     for destination_id, report in reports.items():
         lost += report.undelivered

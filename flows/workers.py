@@ -12,13 +12,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 
 from collector.collector import Collector
 from flows.http import HttpSource
+from flows.metrics import SharedSnapshots
 from flows.server import STOP_SIGNALS, serve_socket
 
 logger = logging.getLogger("flows.server")
@@ -36,11 +40,13 @@ def serve_workers(
 ) -> int:
     """Fork ``workers`` servers on ``sock``; returns 0 when all of them stopped cleanly."""
     ready_read, ready_write = os.pipe()
+    shared_dir = Path(tempfile.mkdtemp(prefix="flows-metrics-"))
     children: list[int] = []
-    for _ in range(workers):
+    for index in range(workers):
         pid = os.fork()
         if pid == 0:  # the worker
             os.close(ready_read)
+            source.shared = SharedSnapshots(shared_dir, index)
             code = 1
             try:
                 code = serve_socket(
@@ -58,6 +64,16 @@ def serve_workers(
     stopping = _forward_stop_signals(children)
     _announce_when_ready(ready_read, workers, url, ready_message)
     failed = 0
+    try:
+        failed = _wait_for_workers(children, stopping)
+    finally:
+        shutil.rmtree(shared_dir, ignore_errors=True)
+    return 1 if failed else 0
+
+
+def _wait_for_workers(children: list[int], stopping: Callable[[], bool]) -> int:
+    """Wait for every worker; the number that exited with an error."""
+    failed = 0
     for _ in children:
         pid, status = _wait_any()
         code = os.waitstatus_to_exitcode(status)
@@ -67,7 +83,7 @@ def serve_workers(
         if not stopping():
             logger.error("worker %d stopped on its own; stopping the others", pid)
             _signal_all(children, signal.SIGTERM)
-    return 1 if failed else 0
+    return failed
 
 
 def _tell_ready(ready_write: int) -> None:

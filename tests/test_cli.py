@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -186,3 +187,45 @@ def test_run_serves_until_sigterm_and_loses_nothing_answered_200(workers: int) -
         missing = {f"{event_id}-track" for event_id in accepted} - delivered
         assert not missing, f"{len(missing)} events answered 200 were not delivered"
         assert SECRET not in stderr
+
+
+def test_workers_share_one_metrics_view() -> None:
+    """With --workers 2, any worker's /metrics counts the events of both."""
+    port = free_port()
+    with SegmentReceiver() as receiver:
+        process = subprocess.Popen(
+            [
+                *(*FLOWS, "run", str(DEMO_FLOW), "--host", "127.0.0.1", "--port", str(port)),
+                *("--workers", "2"),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "SEGMENT_HOST": receiver.url},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            assert "(2 workers)" in process.stdout.readline()
+            url = f"http://127.0.0.1:{port}"
+            for index in range(40):  # a new connection each: the kernel spreads them
+                event = {"name": "product view", "id": f"m{index}", "user": {"id": "u"}}
+                assert httpx.post(url + "/collect", json=event).status_code == 200
+            receiver.wait_for(40)
+            deadline = time.monotonic() + 10
+            text = ""
+            while time.monotonic() < deadline:  # the other worker publishes each second
+                text = httpx.get(url + "/metrics").text
+                if "flows_events_accepted_total 40.0" in text:
+                    break
+                time.sleep(0.1)
+            assert "flows_events_accepted_total 40.0" in text, text
+            assert (
+                'flows_destination_messages_total{destination="segment",outcome="enqueued"} 40.0'
+                in text
+            )
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
