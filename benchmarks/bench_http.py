@@ -389,6 +389,11 @@ def run(
         receiver = procs.Receiver(workdir)
         with procs.stopping(receiver):
             flow_file = procs.bench_flow(workdir, "bench", receiver.url, tuning)
+            # Several workers share the uploads: keep the total of upload threads the same.
+            per_worker = max(1, int(tuning.get("consumerThreads", 1)) // figures.replicas)
+            workers_flow = procs.bench_flow(
+                workdir, "workers", receiver.url, {**tuning, "consumerThreads": per_worker}
+            )
             if upstream_delay > 0:
                 receiver.control({"delay": upstream_delay})
             for bodies in (single, batched):
@@ -396,7 +401,16 @@ def run(
                 if abs(ratio - 1) > 1e-9:
                     raise RuntimeError(f"{bodies.name}: {ratio} messages per event, not 1")
             for _ in range(runs):
-                _one_run(figures, workdir, tool, flow_file, receiver, single, batched, seconds)
+                _one_run(
+                    figures,
+                    workdir,
+                    tool,
+                    (flow_file, workers_flow),
+                    receiver,
+                    single,
+                    batched,
+                    seconds,
+                )
             figures.problems += [f"receiver: {p}" for p in receiver.problems()]
     for line in figures.problems[:20]:
         print(f"benchmarks: http: {line}", file=sys.stderr)
@@ -407,12 +421,14 @@ def _one_run(
     figures: HttpFigures,
     workdir: Path,
     tool: str,
-    flow_file: Path,
+    flows: tuple[Path, Path],
     receiver: procs.Receiver,
     single: Path,
     batched: Path,
     seconds: float,
 ) -> None:
+    """One repetition; ``flows`` is (the one-process flow, the flow for --workers)."""
+    flow_file, workers_flow = flows
     for shape, bodies in ((SINGLE, single), (BATCHED, batched)):
         bare = measure_bare(workdir, tool, bodies, shape, seconds)
         pipeline = measure_pipeline(workdir, tool, flow_file, receiver, bodies, shape, seconds)
@@ -432,7 +448,7 @@ def _one_run(
         getattr(figures, f"{prefix}_delivered_eps").append(pipeline.delivered_eps)
         getattr(figures, f"{prefix}_rss_mb").append(pipeline.rss_mb)
     delivered, accepted, received, problems = measure_workers(
-        workdir, tool, flow_file, receiver, batched, BATCHED, seconds, figures.replicas
+        workdir, tool, workers_flow, receiver, batched, BATCHED, seconds, figures.replicas
     )
     figures.problems += problems
     figures.replicas_delivered_eps.append(delivered)
@@ -512,7 +528,7 @@ def report(figures: HttpFigures) -> list[tuple[str, str, str]]:
             "",
         ),
         (
-            f"http: batch of {BATCH}, delivered, flows run --workers {figures.replicas}",
+            f"http: batch of {BATCH}, delivered, --workers {figures.replicas} (1 upload thread each)",
             f"{m(figures.replicas_delivered_eps):,.0f} events/s",
             ">= 10,000 events/s",
         ),
