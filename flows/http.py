@@ -21,8 +21,9 @@ from collector.collector import Collector
 from collector.event import EventValidationError, FieldError
 from collector.mapping import MappingContext, compile_value
 from collector.paths import UNDEFINED, set_path
+from flows.cors import cors_from
 from flows.http_input import BadRequestError, Limits, check_limits, parse_body, parse_pixel_query
-from flows.http_settings import CorsSettings, HttpSettings
+from flows.http_settings import HttpSettings
 from flows.metrics import SharedSnapshots, metrics_renderer, snapshot
 
 Scope = MutableMapping[str, Any]
@@ -84,7 +85,7 @@ class CollectorApp:
         self.limits = Limits(**settings.limits_dict())
         self.high_water = settings.queue_high_water
         self.retry_after = str(settings.retry_after).encode()
-        self.cors = _cors(settings.cors)
+        self.cors = cors_from(settings.cors)
         self.auth_header = settings.auth.header.lower().encode() if settings.auth else None
         self.auth_token = settings.auth.token.get_secret_value().encode() if settings.auth else b""
         self.ingest = _compile_ingest(settings.ingest)
@@ -372,52 +373,6 @@ def _missing(raw: dict[str, Any], path: str) -> bool:
             return True
         current = current[part]
     return False
-
-
-class _Cors:
-    """CORS headers computed once from the settings; only the origin is per request."""
-
-    def __init__(self, settings: CorsSettings) -> None:
-        origins = [settings.origin] if isinstance(settings.origin, str) else settings.origin
-        self.any = "*" in origins
-        self.origins = {o.encode() for o in origins}
-        self.credentials = settings.credentials
-        self.max_age = str(settings.max_age).encode()
-        self.methods = ", ".join(settings.methods).encode()
-        self.allow_headers = ", ".join(settings.headers).encode() if settings.headers else None
-
-    def _origin(self, headers: list[tuple[bytes, bytes]]) -> bytes | None:
-        origin = next((v for n, v in headers if n == b"origin"), None)
-        if self.any and not self.credentials:
-            return b"*"
-        if origin is not None and (self.any or origin in self.origins):
-            return origin
-        return None
-
-    def headers(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        origin = self._origin(headers)
-        if origin is None:
-            return []
-        out = [(b"access-control-allow-origin", origin)]
-        if origin != b"*":
-            out.append((b"vary", b"Origin"))
-        if self.credentials:
-            out.append((b"access-control-allow-credentials", b"true"))
-        return out
-
-    def preflight(self, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        requested = next((v for n, v in headers if n == b"access-control-request-headers"), None)
-        return [
-            (b"access-control-allow-methods", self.methods),
-            (b"access-control-allow-headers", self.allow_headers or requested or b"Content-Type"),
-            (b"access-control-max-age", self.max_age),
-        ]
-
-
-def _cors(setting: bool | CorsSettings) -> _Cors | None:
-    if setting is False:
-        return None
-    return _Cors(CorsSettings.model_validate({}) if setting is True else setting)
 
 
 __all__ = ["GIF", "CollectorApp", "FieldError", "HttpSettings", "HttpSource"]
