@@ -23,10 +23,9 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from benchmarks.procs import ROOT
+from benchmarks.procs import ROOT, status_mb
 
 DEDUP_CACHE = 100_000
 
@@ -60,10 +59,7 @@ class MemoryFigures:
 
 
 def _status(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
+    return status_mb("self", field)
 
 
 def child(events: int, cache_size: int, push: bool) -> dict[str, Any]:

@@ -37,12 +37,20 @@ def http_text(url: str, timeout: float = 10.0) -> str:
         return str(response.read().decode())
 
 
+def status_mb(pid: int | str, field: str) -> float:
+    """A memory figure of a live process from /proc (``VmRSS``, ``VmHWM``), in MB.
+
+    ``pid`` may be ``"self"``.
+    """
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for process {pid}")
+
+
 def vm_hwm_mb(pid: int) -> float:
     """Peak resident set size (VmHWM) of a live process, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmHWM for process {pid}")
+    return status_mb(pid, "VmHWM")
 
 
 def metric(text: str, name: str) -> float:
@@ -132,9 +140,12 @@ class Receiver(_Process):
     separately).
     """
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, record: Path | None = None) -> None:
+        """``record``: also append every message to that JSON-lines file."""
         argv = [sys.executable, "-m", "destination_segment.receiver"]
         argv += ["--host", HOST, "--port", "0", "--max-messages", "1"]
+        if record is not None:
+            argv += ["--record", str(record)]
         super().__init__(argv, workdir / "receiver.log", "Segment receiver listening", ROOT)
 
     def problems(self) -> list[str]:

@@ -2,8 +2,8 @@
 
     .venv/bin/python -m benchmarks.soak [--minutes 3] [--rate 2000] [--fail-rate 0.05]
 
-Three processes on 127.0.0.1: the local Segment receiver (``flows segment-sink``
-recording every message to a file), ``flows run`` with the demo flow, and this
+Three processes on 127.0.0.1 (started with ``benchmarks.procs``): the local Segment
+receiver recording every message to a file, ``flows run`` with the demo flow, and this
 one posting batches of product views at a steady rate. At the end the server
 gets SIGTERM, and every event answered 200 must be in the receiver's record or
 in a dead-letter file. Memory of the server is read from /proc at the start
@@ -15,20 +15,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO_FLOW = ROOT / "examples" / "shop.flow.json"
-FLOWS = [sys.executable, "-m", "flows.cli"]
+from benchmarks import procs
+
 BATCH = 10
 
 
@@ -41,40 +38,8 @@ class Load:
     errors: int = 0
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _rss_kib(pid: int, field_name: str = "VmRSS") -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field_name + ":"):
-            return int(line.split()[1])
-    return 0
-
-
-def _soak_flow(directory: Path) -> Path:
-    """The demo flow without the log destination, retrying briefly so failures surface."""
-    data = json.loads(DEMO_FLOW.read_text())
-    flow = data["flows"]["default"]
-    flow["destinations"].pop("log", None)
-    flow["destinations"]["segment"]["config"]["settings"].update(
-        {"maxRetries": 2, "flushInterval": 200, "httpRequestTimeout": 5000}
-    )
-    path = directory / "soak.flow.json"
-    path.write_text(json.dumps(data))
-    return path
-
-
-def _wait_for_line(process: subprocess.Popen[str], needle: str) -> str:
-    assert process.stdout is not None
-    for line in process.stdout:
-        if needle in line:
-            return line
-    raise RuntimeError(f"process exited before printing {needle!r}")
+SOAK_SEGMENT = {"maxRetries": 2, "flushInterval": 200, "httpRequestTimeout": 5000}
+"""Retry briefly, so some batches exhaust their retries and reach the dead-letter file."""
 
 
 async def _generate(url: str, rate: int, seconds: float, load: Load, phase: str) -> None:
@@ -111,81 +76,40 @@ async def _post(client: httpx.AsyncClient, url: str, ids: list[str], load: Load)
         load.accepted.update(ids)
 
 
-def _recorded_ids(path: Path) -> set[str]:
+def _message_ids(path: Path, message: Callable[[Any], Any]) -> set[str]:
+    """The messageIds in a JSON-lines file; ``message`` picks the message out of a line."""
     ids: set[str] = set()
     if path.exists():
         with path.open() as lines:
             for line in lines:
-                ids.add(json.loads(line)["messageId"])
-    return ids
-
-
-def _dead_lettered_ids(directory: Path) -> set[str]:
-    ids: set[str] = set()
-    for path in directory.rglob("*.jsonl"):
-        with path.open() as lines:
-            for line in lines:
-                ids.add(json.loads(line)["message"]["messageId"])
+                ids.add(message(json.loads(line))["messageId"])
     return ids
 
 
 def run(minutes: float, rate: int, fail_rate: float) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="flows-soak-") as tmp:
-        directory = Path(tmp)
-        record = directory / "received.jsonl"
-        dead_letters = directory / "dead-letter"
-        sink_port, port = _free_port(), _free_port()
-        sink = subprocess.Popen(
-            [*FLOWS, "segment-sink", "--port", str(sink_port), "--record", str(record)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        sink_url = f"http://127.0.0.1:{sink_port}"
-        env = {
-            **os.environ,
-            "SEGMENT_HOST": sink_url,
-            "FLOWS_DEAD_LETTER_DIR": str(dead_letters),
+        workdir = Path(tmp)
+        record = workdir / "received.jsonl"
+        receiver = procs.Receiver(workdir, record=record)
+        with procs.stopping(receiver):
+            flow = procs.bench_flow(workdir, "soak", receiver.url, SOAK_SEGMENT)
+            server = procs.FlowServer(flow, workdir)
+            with procs.stopping(server):
+                receiver.control({"status": 500, "rate": fail_rate})
+                load = Load()
+                asyncio.run(_generate(server.collect_url, rate, 10, load, "warm"))  # warm-up
+                rss_start = procs.status_mb(server.pid, "VmRSS")
+                started = time.monotonic()
+                asyncio.run(_generate(server.collect_url, rate, minutes * 60, load, "soak"))
+                elapsed = time.monotonic() - started
+                rss_end = procs.status_mb(server.pid, "VmRSS")
+                peak = procs.vm_hwm_mb(server.pid)
+                code = server.terminate(timeout=120)
+        delivered = {i.removesuffix("-track") for i in _message_ids(record, lambda m: m)}
+        dead_letters = workdir / "soak.dead-letter.jsonl"  # where bench_flow puts them
+        dead = {
+            i.removesuffix("-track") for i in _message_ids(dead_letters, lambda d: d["message"])
         }
-        server = subprocess.Popen(
-            [
-                *FLOWS,
-                "run",
-                str(_soak_flow(directory)),
-                *("--port", str(port), "--host", "127.0.0.1"),
-                *("--log-level", "warning", "--shutdown-timeout", "30"),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            _wait_for_line(server, "serving")
-            _await_health(sink_url)
-            httpx.post(f"{sink_url}/_control", json={"status": 500, "rate": fail_rate})
-            url = f"http://127.0.0.1:{port}/collect"
-            load = Load()
-            asyncio.run(_generate(url, rate, 10, load, "warm"))  # warm-up
-            rss_start = _rss_kib(server.pid)
-            started = time.monotonic()
-            asyncio.run(_generate(url, rate, minutes * 60, load, "soak"))
-            elapsed = time.monotonic() - started
-            rss_end = _rss_kib(server.pid)
-            peak = _rss_kib(server.pid, "VmHWM")
-            stop_started = time.monotonic()
-            server.send_signal(signal.SIGTERM)
-            code = server.wait(timeout=120)
-            stop_seconds = time.monotonic() - stop_started
-        finally:
-            for process in (server, sink):
-                if process.poll() is None:
-                    process.terminate()
-                    process.wait(timeout=30)
-        delivered = {i.removesuffix("-track") for i in _recorded_ids(record)}
-        dead = {i.removesuffix("-track") for i in _dead_lettered_ids(dead_letters)}
         unaccounted = load.accepted - delivered - dead
         return {
             "minutes": round(elapsed / 60, 2),
@@ -195,24 +119,12 @@ def run(minutes: float, rate: int, fail_rate: float) -> dict[str, object]:
             "unaccounted": len(unaccounted),
             "responses by status": dict(sorted(load.statuses.items())),
             "transport errors": load.errors,
-            "server RSS start MiB": round(rss_start / 1024, 1),
-            "server RSS end MiB": round(rss_end / 1024, 1),
-            "server peak RSS MiB": round(peak / 1024, 1),
-            "shutdown seconds": round(stop_seconds, 2),
+            "server RSS start MiB": round(rss_start, 1),
+            "server RSS end MiB": round(rss_end, 1),
+            "server peak RSS MiB": round(peak, 1),
+            "shutdown seconds": round(server.exit_seconds or 0.0, 2),
             "server exit code": code,
         }
-
-
-def _await_health(url: str) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)  # polling a child process we cannot await otherwise
-    raise RuntimeError("the Segment receiver did not start")
 
 
 def main() -> int:
