@@ -222,8 +222,9 @@ class CollectorApp:
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         gif = [(b"content-type", b"image/gif")]
         refused = self._refuse(headers)
-        if refused is not None:
-            return refused[0], GIF, [*refused[2], *gif]
+        if refused is not None:  # the same status and headers, with the GIF as the body
+            status, _body, extra = refused
+            return status, GIF, [*(h for h in extra if h[0] != b"content-type"), *gif]
         try:
             event = parse_pixel_query(scope["query_string"].decode("latin-1"), self.limits)
         except BadRequestError as error:

@@ -261,6 +261,9 @@ def test_shared_secret_header(segment_receiver: SegmentReceiver) -> None:
         wrong = client.post(served.collect, json=event("a2"), headers={"x-flows-token": "nope"})
         assert wrong.status_code == 401
         assert token not in wrong.text
+        pixel = client.get(served.collect, params={"e": json.dumps(event("a4"))})
+        assert pixel.status_code == 401
+        assert pixel.headers["content-type"] == "image/gif", "one content type: the GIF's"
         right = client.post(served.collect, json=event("a3"), headers={"x-flows-token": token})
         assert right.status_code == 200
         assert client.get(served.url + "/health").status_code == 200
