@@ -82,7 +82,12 @@ class CollectorApp:
         self.stats = source.stats
         self.path = settings.path
         self.max_body = settings.max_body_size
-        self.limits = Limits(**settings.limits_dict())
+        self.limits = Limits(
+            settings.max_batch_size,
+            settings.max_depth,
+            settings.max_string_length,
+            settings.max_keys,
+        )
         self.high_water = settings.queue_high_water
         self.retry_after = str(settings.retry_after).encode()
         self.cors = cors_from(settings.cors)

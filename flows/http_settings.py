@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -117,11 +117,3 @@ class HttpSettings(BaseModel):
         if not path.startswith("/") or path in {"/health", "/ready", "/metrics"}:
             raise ValueError("must start with / and not be /health, /ready or /metrics")
         return path.rstrip("/") or "/"
-
-    def limits_dict(self) -> dict[str, Any]:
-        return {
-            "max_batch_size": self.max_batch_size,
-            "max_depth": self.max_depth,
-            "max_string_length": self.max_string_length,
-            "max_keys": self.max_keys,
-        }
