@@ -26,6 +26,7 @@ from segment.analytics.consumer import Consumer
 from collector.destination import ShutdownReport
 from destination_segment.calls import SegmentCall
 from destination_segment.consumer import ShutdownSafeConsumer, StoppedBeforeDeliveryError
+from destination_segment.redaction import RedactSecret, first_line
 from destination_segment.settings import SegmentSettings
 
 logger = logging.getLogger("flows.destination.segment")
@@ -44,23 +45,6 @@ _SNAKE = {
     "groupId": "group_id",
     "messageId": "message_id",
 }
-
-
-class RedactSecret(logging.Filter):
-    """Replaces a secret in every record of a logger (the SDK logs request bodies at DEBUG)."""
-
-    def __init__(self, secret: str) -> None:
-        super().__init__()
-        self.secret = secret
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secret:
-            return True
-        message = record.getMessage()
-        if self.secret in message:
-            record.msg = message.replace(self.secret, "[redacted]")
-            record.args = None
-        return True
 
 
 @dataclass(slots=True)
@@ -179,7 +163,7 @@ class SegmentClient:
             # The SDK rejects bad ids and messages over 32 KB by raising.
             with self._stats_lock:
                 self.stats.rejected += 1
-            logger.error("segment %s call rejected by the SDK: %s", call.type, _first_line(error))
+            logger.error("segment %s call rejected by the SDK: %s", call.type, first_line(error))
             return False
         if not queued:
             with self._stats_lock:
@@ -204,7 +188,7 @@ class SegmentClient:
     def _on_error(self, error: Exception, batch: list[dict[str, Any]]) -> None:
         """Called by a consumer thread when a batch is given up; must never raise."""
         try:
-            reason = _first_line(error).replace(self._write_key, "[redacted]")
+            reason = first_line(error, [self._write_key])
             with self._stats_lock:
                 self.stats.failed += len(batch)
             logger.error("segment: %d message(s) not delivered: %s", len(batch), reason)
@@ -288,11 +272,6 @@ def _drain(queue: Any) -> list[dict[str, Any]]:
         except Exception:
             return left
         queue.task_done()
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return text.splitlines()[0][:300]
 
 
 _redacted: set[str] = set()

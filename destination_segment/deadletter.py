@@ -26,6 +26,8 @@ from typing import IO, Any, Final
 
 import orjson
 
+from destination_segment.redaction import redact
+
 logger = logging.getLogger("flows.destination.segment")
 
 #: Base directory for a relative ``deadLetterFile`` (default: the working directory).
@@ -67,14 +69,6 @@ def dead_letter_line(destination: str, reason: str, message: Any, time: str | No
     return orjson.dumps(
         record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS, default=str
     )
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every non-empty secret replaced."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return text
 
 
 class DeadLetterFile:

@@ -20,8 +20,8 @@ from typing import IO, Any
 from segment.analytics.consumer import BATCH_SIZE_LIMIT, MAX_MSG_SIZE
 from segment.analytics.request import post
 
-from destination_segment.client import RedactSecret
-from destination_segment.deadletter import dead_letter_line, redact
+from destination_segment.deadletter import dead_letter_line
+from destination_segment.redaction import RedactSecret, first_line
 from destination_segment.settings import SegmentSettings
 
 
@@ -155,7 +155,7 @@ def _post(
                 batch=batch.messages,
             )
     except Exception as error:
-        reason = redact(_first_line(error), [write_key])
+        reason = first_line(error, [write_key])
         on_problem(f"{source}: {len(batch.messages)} message(s) to {target!r} failed: {reason}")
         for message in batch.messages:
             failed.write(target, reason, message)
@@ -173,11 +173,6 @@ def _redacting(secret: str) -> Iterator[None]:
         yield
     finally:
         sdk_logger.removeFilter(redaction)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error) or type(error).__name__
-    return text.splitlines()[0][:300]
 
 
 class _FailedFile:
