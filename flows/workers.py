@@ -63,7 +63,6 @@ def serve_workers(
     sock.close()
     stopping = _forward_stop_signals(children)
     _announce_when_ready(ready_read, workers, url, ready_message)
-    failed = 0
     try:
         failed = _wait_for_workers(children, stopping)
     finally:
@@ -75,7 +74,7 @@ def _wait_for_workers(children: list[int], stopping: Callable[[], bool]) -> int:
     """Wait for every worker; the number that exited with an error."""
     failed = 0
     for _ in children:
-        pid, status = _wait_any()
+        pid, status = os.wait()  # retried after a signal handler runs (PEP 475)
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             failed += 1
@@ -124,11 +123,3 @@ def _signal_all(children: list[int], sig: int) -> None:
     for pid in children:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
-
-
-def _wait_any() -> tuple[int, int]:
-    while True:
-        try:
-            return os.wait()
-        except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for clarity
-            continue
