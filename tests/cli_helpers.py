@@ -6,6 +6,8 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,3 +37,31 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@contextmanager
+def flows_running(
+    flow: Path, *args: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], str, str]]:
+    """``flows run FLOW ARGS`` on a free loopback port, once it printed its banner.
+
+    Yields (process, base URL, banner line); the process is killed if the block
+    leaves it running.
+    """
+    port = free_port()
+    process = subprocess.Popen(
+        [*FLOWS, "run", str(flow), "--host", "127.0.0.1", "--port", str(port), *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        yield process, f"http://127.0.0.1:{port}", banner
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -14,7 +12,7 @@ import httpx
 import pytest
 
 from destination_segment.receiver import SegmentReceiver
-from tests.cli_helpers import DEMO_FLOW, EXAMPLES, FLOWS, ROOT, free_port, run_flows
+from tests.cli_helpers import DEMO_FLOW, EXAMPLES, flows_running, free_port, run_flows
 
 SECRET = "sk-cli-secret-5e6f7a8b"
 
@@ -149,28 +147,18 @@ def _send_until_refused(url: str, accepted: list[str], sent_enough: threading.Ev
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_run_serves_until_sigterm_and_loses_nothing_answered_200(workers: int) -> None:
-    port = free_port()
     with SegmentReceiver() as receiver:
-        process = subprocess.Popen(
-            [
-                *(*FLOWS, "run", str(DEMO_FLOW), "--host", "127.0.0.1", "--port", str(port)),
-                *("--workers", str(workers)),
-            ],
-            cwd=ROOT,
-            env={**os.environ, "SEGMENT_HOST": receiver.url, "SEGMENT_WRITE_KEY": SECRET},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert process.stdout is not None
-            banner = process.stdout.readline()
-            assert f"127.0.0.1:{port}" in banner, banner
+        env = {"SEGMENT_HOST": receiver.url, "SEGMENT_WRITE_KEY": SECRET}
+        with flows_running(DEMO_FLOW, "--workers", str(workers), env=env) as (
+            process,
+            url,
+            banner,
+        ):
+            assert url.removeprefix("http://") in banner, banner
             accepted: list[str] = []
             sent_enough = threading.Event()
             sender = threading.Thread(
-                target=_send_until_refused,
-                args=(f"http://127.0.0.1:{port}/collect", accepted, sent_enough),
+                target=_send_until_refused, args=(url + "/collect", accepted, sent_enough)
             )
             sender.start()
             assert sent_enough.wait(30), "the server accepted too little traffic"
@@ -178,9 +166,6 @@ def test_run_serves_until_sigterm_and_loses_nothing_answered_200(workers: int) -
             code = process.wait(timeout=30)
             sender.join(30)
             _, stderr = process.communicate(timeout=5)
-        finally:
-            if process.poll() is None:
-                process.kill()
         assert code == 0, stderr
         received = receiver.wait_for(len(accepted))
         delivered = {m["messageId"] for m in received}
@@ -191,41 +176,30 @@ def test_run_serves_until_sigterm_and_loses_nothing_answered_200(workers: int) -
 
 def test_workers_share_one_metrics_view() -> None:
     """With --workers 2, any worker's /metrics counts the events of both."""
-    port = free_port()
-    with SegmentReceiver() as receiver:
-        process = subprocess.Popen(
-            [
-                *(*FLOWS, "run", str(DEMO_FLOW), "--host", "127.0.0.1", "--port", str(port)),
-                *("--workers", "2"),
-            ],
-            cwd=ROOT,
-            env={**os.environ, "SEGMENT_HOST": receiver.url},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+    with (
+        SegmentReceiver() as receiver,
+        flows_running(DEMO_FLOW, "--workers", "2", env={"SEGMENT_HOST": receiver.url}) as (
+            process,
+            url,
+            banner,
+        ),
+    ):
+        assert "(2 workers)" in banner
+        for index in range(40):  # a new connection each: the kernel spreads them
+            event = {"name": "product view", "id": f"m{index}", "user": {"id": "u"}}
+            assert httpx.post(url + "/collect", json=event).status_code == 200
+        receiver.wait_for(40)
+        deadline = time.monotonic() + 10
+        text = ""
+        while time.monotonic() < deadline:  # the other worker publishes each second
+            text = httpx.get(url + "/metrics").text
+            if "flows_events_accepted_total 40.0" in text:
+                break
+            time.sleep(0.1)
+        assert "flows_events_accepted_total 40.0" in text, text
+        assert (
+            'flows_destination_messages_total{destination="segment",outcome="enqueued"} 40.0'
+            in text
         )
-        try:
-            assert process.stdout is not None
-            assert "(2 workers)" in process.stdout.readline()
-            url = f"http://127.0.0.1:{port}"
-            for index in range(40):  # a new connection each: the kernel spreads them
-                event = {"name": "product view", "id": f"m{index}", "user": {"id": "u"}}
-                assert httpx.post(url + "/collect", json=event).status_code == 200
-            receiver.wait_for(40)
-            deadline = time.monotonic() + 10
-            text = ""
-            while time.monotonic() < deadline:  # the other worker publishes each second
-                text = httpx.get(url + "/metrics").text
-                if "flows_events_accepted_total 40.0" in text:
-                    break
-                time.sleep(0.1)
-            assert "flows_events_accepted_total 40.0" in text, text
-            assert (
-                'flows_destination_messages_total{destination="segment",outcome="enqueued"} 40.0'
-                in text
-            )
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=30) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0

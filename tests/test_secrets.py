@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
-import subprocess
 from pathlib import Path
 
 import httpx
 
 from destination_segment.receiver import SegmentReceiver
-from tests.cli_helpers import DEMO_FLOW, EXAMPLES, FLOWS, ROOT, free_port, run_flows
+from tests.cli_helpers import DEMO_FLOW, EXAMPLES, flows_running, free_port, run_flows
 
 WRITE_KEY = "wk-live-7d1e0c9b8a6f5e4d"
 TOKEN = "tok-server-2b3c4d5e6f7a8b9c"
@@ -54,21 +52,11 @@ def test_no_secret_in_any_output_after_every_error_path(tmp_path: Path) -> None:
         "FLOWS_TOKEN": TOKEN,
         "FLOWS_DEAD_LETTER_DIR": str(dead_letters),
     }
-    port = free_port()
     with SegmentReceiver() as receiver:
         receiver.fail(400, count=1)  # the first batch is refused: dead-lettered
-        process = subprocess.Popen(
-            [*FLOWS, "run", str(flow), "--port", str(port), "--host", "127.0.0.1", "-v"],
-            cwd=ROOT,
-            env={**os.environ, **env, "SEGMENT_HOST": receiver.url},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert process.stdout is not None
-            assert "serving" in process.stdout.readline()
-            url = f"http://127.0.0.1:{port}"
+        server_env = {**env, "SEGMENT_HOST": receiver.url}
+        with flows_running(flow, "-v", env=server_env) as (process, url, banner):
+            assert "serving" in banner
             auth = {"x-flows-token": TOKEN}
             event = {"name": "product view", "id": "s1", "user": {"id": "u1"}}
             with httpx.Client(timeout=10) as client:
@@ -87,9 +75,6 @@ def test_no_secret_in_any_output_after_every_error_path(tmp_path: Path) -> None:
                 metrics = client.get(url + "/metrics").text
             process.send_signal(signal.SIGTERM)
             stdout, stderr = process.communicate(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
     assert process.returncode == 0, stderr
     assert "making request" in stderr, "debug logging of the SDK was on"
     _assert_clean("server stdout", stdout)
