@@ -115,6 +115,7 @@ def test_dockerfile_steps_install_bundle_and_run(tmp_path: Path) -> None:
     runtime_words = dict(runtime)
     entrypoint = [move(part) for part in json.loads(runtime_words["ENTRYPOINT"])]
     entrypoint[0] = str(Path(moved["/opt/flows"]) / "bin" / entrypoint[0])
+    entrypoint += ["--host", "127.0.0.1"]  # the image listens on all interfaces; tests on loopback
     port = free_port()
     with SegmentReceiver() as receiver:
         run_env = {
