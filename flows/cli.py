@@ -14,12 +14,15 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from collector.event import EventValidationError
 from flows.config import FlowError, read_flow_file, resolve_flow
+
+if TYPE_CHECKING:
+    from flows.runtime import Flow
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -34,7 +37,8 @@ class CommandError(Exception):
         super().__init__("\n".join(self.lines))
 
 
-def _load(file: str, flow: str | None) -> Any:
+def _load(file: str, flow: str | None) -> Flow:
+    """Read, resolve and build a flow (a bundle's pins checked first), as every command does."""
     from flows.bundle import check_pins
     from flows.runtime import build_flow
 
@@ -44,14 +48,10 @@ def _load(file: str, flow: str | None) -> Any:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    data = read_flow_file(args.file)
-    resolved = resolve_flow(data, args.flow)
-    from flows.runtime import build_flow
-
-    flow = build_flow(resolved)
+    flow = _load(args.file, args.flow)  # a bundle that run would refuse fails here too
     destinations = [a.id for a in flow.collector.destinations]
     print(
-        f"ok: {args.file}: flow {resolved.name!r} with "
+        f"ok: {args.file}: flow {flow.name!r} with "
         f"{_count(destinations, 'destination')}, {_count(list(flow.sources), 'source')}"
     )
     if not args.check:

@@ -76,6 +76,17 @@ def test_bundle_keeps_secrets_out(tmp_path: Path) -> None:
     assert validated.returncode == 0, validated.stderr
 
 
+def test_validate_refuses_a_bundle_pinned_to_other_versions(tmp_path: Path) -> None:
+    out = tmp_path / "flow.bundle.json"
+    assert run_flows("bundle", str(DEMO_FLOW), "-o", str(out)).returncode == 0
+    bundle = json.loads(out.read_text())
+    bundle["bundle"]["packages"]["walkeros-flows"] = "0.0.0"
+    out.write_text(json.dumps(bundle))
+    result = run_flows("validate", str(out))
+    assert result.returncode == 1
+    assert "rebuild the bundle with `flows bundle`" in result.stderr
+
+
 def test_bundle_refuses_an_invalid_flow(tmp_path: Path) -> None:
     data = json.loads(DEMO_FLOW.read_text())
     data["flows"]["default"]["destinations"]["segment"]["package"] = "nope"
