@@ -27,6 +27,7 @@ from collector.destination import ShutdownReport
 from destination_segment.calls import SegmentCall
 from destination_segment.consumer import ShutdownSafeConsumer, StoppedBeforeDeliveryError
 from destination_segment.redaction import RedactSecret, first_line
+from destination_segment.sdk_client import FastEnqueueClient
 from destination_segment.settings import SegmentSettings
 
 logger = logging.getLogger("flows.destination.segment")
@@ -113,7 +114,7 @@ class SegmentClient:
             "max_retries": settings.max_retries,
             "timeout": settings.http_request_timeout / 1000,
         }
-        client = Client(
+        client = FastEnqueueClient(
             write_key=self._write_key,
             max_queue_size=settings.max_queue_size,
             send=not settings.disable,
@@ -123,6 +124,7 @@ class SegmentClient:
         consumers: list[Consumer] = []
         if not settings.disable:
             # The SDK's own thread>1 keeps only the last consumer; make and track ours.
+            gathering = threading.Lock()
             for _ in range(settings.consumer_threads):
                 consumer = ShutdownSafeConsumer(
                     client.queue,
@@ -134,6 +136,8 @@ class SegmentClient:
                     gzip=common["gzip"],
                     retries=common["max_retries"],
                     timeout=common["timeout"],
+                    message_sizes=client.message_sizes,
+                    gathering=gathering,
                 )
                 consumer.start()
                 consumers.append(consumer)

@@ -1,0 +1,175 @@
+"""FastEnqueueClient queues exactly what the SDK's own Client would, for any call."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from segment.analytics.client import Client
+from segment.analytics.request import DatetimeSerializer
+
+from destination_segment.sdk_client import FastEnqueueClient, copy_json
+
+JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+)
+JSON = st.recursive(
+    JSON_LEAVES,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+ODD = st.sampled_from([Decimal("1.5"), datetime(2024, 5, 1, tzinfo=UTC), {1: "int key"}, {3, 4}])
+VALUE = JSON | ODD | st.dictionaries(st.text(max_size=5), JSON | ODD, max_size=3)
+TIMESTAMP = st.sampled_from(
+    [
+        datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC),
+        datetime(2024, 5, 1, 12, 30, 15, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2023, 1, 1, 0, 0, 0),  # naive: the SDK guesses the zone
+    ]
+)
+IDS = st.none() | st.text(min_size=1, max_size=10) | st.integers(0, 10**6)
+
+
+def _queued(client: Client, kind: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    queued, message = getattr(client, kind)(**copy.deepcopy(kwargs))
+    assert queued
+    assert client.queue.get_nowait() is message
+    return message  # type: ignore[no-any-return]
+
+
+def _client(cls: type[Client], queue_size: int = 10) -> Any:
+    """A client that queues and never sends (no consumer thread)."""
+    client = cls("key", thread=0, max_queue_size=queue_size)
+    client.consumers = []  # the SDK's atexit join expects the list thread=0 does not make
+    return client
+
+
+def _clients() -> tuple[Client, FastEnqueueClient]:
+    return _client(Client), _client(FastEnqueueClient)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kind=st.sampled_from(["track", "page", "identify", "group", "screen"]),
+    data=VALUE,
+    context=st.dictionaries(st.text(max_size=6), VALUE, max_size=3),
+    integrations=st.dictionaries(st.text(max_size=6), st.booleans(), max_size=2),
+    user_id=IDS,
+    anonymous_id=IDS,
+    timestamp=TIMESTAMP,
+)
+def test_the_same_message_as_the_sdk(
+    kind: str,
+    data: Any,
+    context: dict[str, Any],
+    integrations: dict[str, bool],
+    user_id: Any,
+    anonymous_id: Any,
+    timestamp: datetime,
+) -> None:
+    if not (user_id or anonymous_id):
+        user_id = "u1"  # the SDK requires one
+    payload = {"properties": data} if kind in ("track", "page", "screen") else {"traits": data}
+    if not isinstance(data, dict):
+        payload = {}
+    extra = {"event": "Viewed"} if kind == "track" else {}
+    extra |= {"group_id": "g1"} if kind == "group" else {}
+    kwargs = {
+        **payload,
+        **extra,
+        "context": context,
+        "integrations": integrations,
+        "user_id": user_id,
+        "anonymous_id": anonymous_id,
+        "timestamp": timestamp,
+        "message_id": "m-1",
+    }
+    sdk, fast = _clients()
+    expected = _queued(sdk, kind, kwargs)
+    got = _queued(fast, kind, kwargs)
+    encoded = json.dumps(expected, cls=DatetimeSerializer)
+    assert json.dumps(got, cls=DatetimeSerializer) == encoded  # same keys, order and values
+    size = fast.message_sizes.get(id(got))
+    plain = _is_plain([payload, context]) and timestamp.tzinfo is not None
+    plain = plain and all(v is None or isinstance(v, str) for v in (user_id, anonymous_id))
+    # The fast path took exactly the plain messages; the SDK's own path the others.
+    assert size == (len(encoded.encode()) if plain else None)
+
+
+def _is_plain(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_is_plain(v) for v in value)
+    return value is None or isinstance(value, str | int | float)  # bool is an int
+
+
+def test_plain_messages_take_the_fast_path_and_record_their_size() -> None:
+    _sdk, fast = _clients()
+    kwargs = {
+        "event": "Order Completed",
+        "properties": {"total": 9.5, "products": [{"id": "p1", "price": 3}], "ok": True},
+        "context": {"consent": {"categoryPreferences": {"Analytics": True}}},
+        "integrations": {"All": True},
+        "user_id": "u1",
+        "timestamp": datetime(2024, 5, 1, tzinfo=UTC),
+        "message_id": "e1-track",
+    }
+    message = _queued(fast, "track", kwargs)
+    assert fast.message_sizes[id(message)] == len(json.dumps(message, cls=DatetimeSerializer))
+    assert message["context"]["library"]["name"] == "analytics-python"
+    assert "library" not in kwargs["context"]  # the caller's dict is not touched
+
+
+def test_other_messages_go_through_the_sdk_unchanged() -> None:
+    _sdk, fast = _clients()
+    message = _queued(fast, "track", {"event": "E", "user_id": "u1", "properties": {"x": {1, 2}}})
+    assert message["properties"] == {"x": [1, 2]}  # the SDK's clean turned the set into a list
+    assert isinstance(message["messageId"], str)
+    assert message["messageId"]  # the SDK made one (uuid4)
+    assert id(message) not in fast.message_sizes
+
+
+def test_a_message_over_32_kb_is_refused_with_the_sdks_error() -> None:
+    _sdk, fast = _clients()
+    with pytest.raises(RuntimeError, match="exceeds"):
+        fast.track(
+            event="E",
+            user_id="u1",
+            properties={"x": "y" * 40_000},
+            message_id="m",
+            timestamp=datetime(2024, 5, 1, tzinfo=UTC),
+        )
+    assert fast.queue.empty()
+    assert not fast.message_sizes
+
+
+def test_a_full_queue_answers_false_and_forgets_the_size() -> None:
+    fast = _client(FastEnqueueClient, queue_size=1)
+    when = datetime(2024, 5, 1, tzinfo=UTC)
+    assert fast.track(event="E", user_id="u1", message_id="m1", timestamp=when)[0]
+    queued, _message = fast.track(event="E", user_id="u1", message_id="m2", timestamp=when)
+    assert not queued
+    assert len(fast.message_sizes) == 1
+
+
+@given(JSON)
+def test_copy_json_is_an_equal_deep_copy(value: Any) -> None:
+    copied = copy_json(value)
+    assert json.dumps(copied) == json.dumps(value)
+    if isinstance(value, dict | list) and value:
+        assert copied is not value
