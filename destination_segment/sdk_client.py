@@ -8,12 +8,15 @@ half of the SDK's cost per message, on the thread that serves requests.
 For a message made only of JSON types (str, int, float, bool, None, dict
 with str keys, list, tuple), an aware timestamp, a str messageId and str ids,
 which is every message the destination builds, ``FastEnqueueClient`` produces
-the same dict, in the same key order, with a copy that checks exact types; it
-measures it with the SDK's own encoder, once, and leaves the size in
-``message_sizes`` for the consumer (``ShutdownSafeConsumer``). Anything else
-(other value types, a naive or missing timestamp, a message over the limit,
-``send=False``, ``sync_mode``) goes through the SDK's ``_enqueue`` unchanged.
-``tests/test_sdk_client.py`` checks the two give equal messages.
+the same dict, in the same key order, with a copy that checks exact types. Its
+size is bounded from above from orjson's encoding (``json_size_bound``), and
+only a message whose bound passes 32 KB is encoded the SDK's way to decide;
+the size is left in ``message_sizes`` for the consumer
+(``ShutdownSafeConsumer``), so a batch never passes the SDK's byte limit
+(it may close a little earlier). Anything else (other value types, a naive or
+missing timestamp, a message over the limit, ``send=False``, ``sync_mode``)
+goes through the SDK's ``_enqueue`` unchanged. ``tests/test_sdk_client.py``
+checks the two give equal messages and that the bound holds.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import queue
 from datetime import datetime
 from typing import Any
 
+import orjson
 from segment.analytics.client import Client
 from segment.analytics.consumer import MAX_MSG_SIZE
 from segment.analytics.request import DatetimeSerializer
@@ -47,15 +51,17 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.message_sizes: dict[int, int] = {}
-        """Encoded size of each queued message, by ``id``; the consumer pops it."""
+        """Encoded size (or a bound above it) of each queued message, by ``id``; the consumer pops it."""
 
     def _enqueue(self, msg: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         message = self._prepared(msg)
         if message is None:
             return super()._enqueue(msg)  # type: ignore[no-any-return]
-        size = len(SDK_ENCODER.encode(message))
-        if size > MAX_MSG_SIZE:
-            return super()._enqueue(msg)  # type: ignore[no-any-return]  # the SDK's error
+        size = json_size_bound(message)
+        if size is None or size > MAX_MSG_SIZE:
+            size = len(SDK_ENCODER.encode(message))
+            if size > MAX_MSG_SIZE:
+                return super()._enqueue(msg)  # type: ignore[no-any-return]  # the SDK's error
         debug = self.log.isEnabledFor(logging.DEBUG)
         if debug:
             self.log.debug("queueing: %s", message)
@@ -103,6 +109,34 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
         message.setdefault("userId", None)
         message.setdefault("anonymousId", None)
         return message
+
+
+_ASCII = bytes(range(128))
+
+
+def json_size_bound(message: Any) -> int | None:
+    """At least the SDK's encoded size of ``message`` (None when orjson cannot encode it).
+
+    The SDK encodes with ``json.dumps``: ``", "`` and ``": "`` separators,
+    non-ASCII and DEL escaped, ``1e+16`` where orjson writes ``1e16``,
+    ``Infinity`` where orjson writes ``null``. Each of those differences is
+    counted as if every comma, colon, ``e``, ``null``, DEL and non-ASCII byte
+    of orjson's output were one, which over-counts only.
+    """
+    try:
+        encoded = orjson.dumps(message)
+    except orjson.JSONEncodeError:
+        return None
+    bound = (
+        len(encoded)
+        + encoded.count(b",")
+        + encoded.count(b":")
+        + encoded.count(b"e")
+        + 5 * (encoded.count(b"null") + encoded.count(b"\x7f"))
+    )
+    if not encoded.isascii():
+        bound += 2 * len(encoded.translate(None, _ASCII))  # 2 bytes -> 6, 3 -> 6, 4 -> 12
+    return bound
 
 
 def _is_id(value: Any) -> bool:

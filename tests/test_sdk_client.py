@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from segment.analytics.client import Client
 from segment.analytics.request import DatetimeSerializer
 
-from destination_segment.sdk_client import FastEnqueueClient, copy_json
+from destination_segment.sdk_client import FastEnqueueClient, copy_json, json_size_bound
+from tests.cli_helpers import EXAMPLES
 
 JSON_LEAVES = (
     st.none()
@@ -106,8 +107,10 @@ def test_the_same_message_as_the_sdk(
     size = fast.message_sizes.get(id(got))
     plain = _is_plain([payload, context]) and timestamp.tzinfo is not None
     plain = plain and all(v is None or isinstance(v, str) for v in (user_id, anonymous_id))
-    # The fast path took exactly the plain messages; the SDK's own path the others.
-    assert size == (len(encoded.encode()) if plain else None)
+    # The fast path took exactly the plain messages, and recorded at least their
+    # size; the SDK's own path took the others.
+    assert (size is not None) == plain
+    assert size is None or size >= len(encoded.encode())
 
 
 def _is_plain(value: Any) -> bool:
@@ -130,7 +133,8 @@ def test_plain_messages_take_the_fast_path_and_record_their_size() -> None:
         "message_id": "e1-track",
     }
     message = _queued(fast, "track", kwargs)
-    assert fast.message_sizes[id(message)] == len(json.dumps(message, cls=DatetimeSerializer))
+    exact = len(json.dumps(message, cls=DatetimeSerializer))
+    assert exact <= fast.message_sizes[id(message)] <= exact * 1.2
     assert message["context"]["library"]["name"] == "analytics-python"
     assert "library" not in kwargs["context"]  # the caller's dict is not touched
 
@@ -158,6 +162,20 @@ def test_a_message_over_32_kb_is_refused_with_the_sdks_error() -> None:
     assert not fast.message_sizes
 
 
+def test_a_message_whose_bound_passes_32_kb_is_measured_exactly() -> None:
+    _sdk, fast = _clients()
+    text = "e:," * 7_000  # 21 KB, bounded at twice that
+    queued, message = fast.track(
+        event="E",
+        user_id="u1",
+        properties={"x": text},
+        message_id="m",
+        timestamp=datetime(2024, 5, 1, tzinfo=UTC),
+    )
+    assert queued
+    assert fast.message_sizes[id(message)] == len(json.dumps(message, cls=DatetimeSerializer))
+
+
 def test_a_full_queue_answers_false_and_forgets_the_size() -> None:
     fast = _client(FastEnqueueClient, queue_size=1)
     when = datetime(2024, 5, 1, tzinfo=UTC)
@@ -173,3 +191,28 @@ def test_copy_json_is_an_equal_deep_copy(value: Any) -> None:
     assert json.dumps(copied) == json.dumps(value)
     if isinstance(value, dict | list) and value:
         assert copied is not value
+
+
+UNICODE_JSON = st.recursive(
+    JSON_LEAVES | st.text(alphabet=st.characters(codec="utf-8"), max_size=12) | st.just("\x7f"),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500)
+@given(UNICODE_JSON)
+def test_the_size_bound_is_never_below_the_sdks_size(value: Any) -> None:
+    bound = json_size_bound(value)
+    exact = len(json.dumps(value, cls=DatetimeSerializer).encode())
+    assert bound is None or bound >= exact
+
+
+def test_the_size_bound_is_close_for_an_ordinary_message() -> None:
+    message = json.loads((EXAMPLES / "events" / "order-complete.json").read_text())
+    exact = len(json.dumps(message, cls=DatetimeSerializer))
+    bound = json_size_bound(message)
+    assert bound is not None
+    assert exact <= bound <= exact * 1.2
