@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from flows.server import address, bind, make_server
+from flows.workers import prefork
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -58,17 +59,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bare_app")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1, help="processes, as flows run's")
     args = parser.parse_args()
     sock = bind(args.host, args.port)
     url = address(sock)
-    server = make_server(
-        app, 10.0, on_listening=lambda: print(f"bare: serving on {url}", flush=True)
-    )
+
+    def announce(where: str) -> None:
+        print(f"bare: serving on {where}", flush=True)
+
+    def serve_one(_index: int, on_listening: Callable[[], None]) -> int:
+        make_server(app, 10.0, on_listening=on_listening).run(sockets=[sock])
+        return 0
+
+    if args.workers > 1:
+        return prefork(sock, url, args.workers, serve_one, announce)
     try:
-        server.run(sockets=[sock])
+        return serve_one(0, lambda: announce(url))
     finally:
         sock.close()
-    return 0
 
 
 if __name__ == "__main__":

@@ -97,6 +97,15 @@ class PipelineRun:
 
 
 @dataclass(slots=True)
+class WorkersRun:
+    load: Load
+    delivered_eps: float
+    accepted: int  # events in 2xx answers
+    received: int  # at the receiver, after the shutdown flush
+    problems: list[str]
+
+
+@dataclass(slots=True)
 class HttpFigures:
     tool: str
     runs: int
@@ -119,6 +128,8 @@ class HttpFigures:
     paced_p99_ms: list[float] = field(default_factory=list)
     replicas: int = 2
     replicas_delivered_eps: list[float] = field(default_factory=list)
+    replicas_single_bare_rps: list[float] = field(default_factory=list)
+    replicas_single_rps: list[float] = field(default_factory=list)
     lost: int = 0  # accepted events the receiver never got, over all runs
     errors: int = 0  # non-2xx answers and socket errors at the load generator
     overloaded: int = 0  # 503s the server answered (destination queue over its high water)
@@ -248,8 +259,10 @@ def run_load(
 # -- one measurement each ----------------------------------------------------------------------
 
 
-def measure_bare(workdir: Path, tool: str, bodies: Path, shape: Shape, seconds: float) -> Load:
-    server = procs.BareServer(workdir)
+def measure_bare(
+    workdir: Path, tool: str, bodies: Path, shape: Shape, seconds: float, workers: int = 1
+) -> Load:
+    server = procs.BareServer(workdir, workers)
     with procs.stopping(server):
         return run_load(tool, server.collect_url, bodies, shape.connections, seconds)
 
@@ -306,12 +319,11 @@ def measure_workers(
     shape: Shape,
     seconds: float,
     workers: int,
-) -> tuple[float, int, int, list[str]]:
+) -> WorkersRun:
     """``flows run --workers N``: N server processes on one socket, one per core.
 
     Each worker has its own /metrics, so the events accepted are counted at the load
-    generator (2xx answers x events per body). Returns (delivered events/s, events
-    accepted, events received at the end, problems logged)."""
+    generator (2xx answers x events per body)."""
     receiver.clear()
     server = procs.FlowServer(flow_file, workdir, workers=workers)
     try:
@@ -323,7 +335,7 @@ def measure_workers(
     problems = server.problems()
     if exit_code != 0:
         problems.append(f"flows run --workers {workers} exited {exit_code}")
-    return seen / (done - load.started), accepted, receiver.count(), problems
+    return WorkersRun(load, seen / (done - load.started), accepted, receiver.count(), problems)
 
 
 def measure_paced(
@@ -447,14 +459,23 @@ def _one_run(
         getattr(figures, f"{prefix}_p99_ms").append(pipeline.load.p99_ms)
         getattr(figures, f"{prefix}_delivered_eps").append(pipeline.delivered_eps)
         getattr(figures, f"{prefix}_rss_mb").append(pipeline.rss_mb)
-    delivered, accepted, received, problems = measure_workers(
-        workdir, tool, workers_flow, receiver, batched, BATCHED, seconds, figures.replicas
-    )
-    figures.problems += problems
-    figures.replicas_delivered_eps.append(delivered)
-    # wrk does not count requests still in flight when its time is up, so "accepted" here
-    # can be a little low: only a shortfall at the receiver counts as lost.
-    figures.lost += max(0, accepted - received)
+    replicas = figures.replicas
+    for shape, bodies in ((BATCHED, batched), (SINGLE, single)):
+        run = measure_workers(
+            workdir, tool, workers_flow, receiver, bodies, shape, seconds, replicas
+        )
+        figures.problems += run.problems
+        figures.errors += run.load.errors
+        # wrk does not count requests still in flight when its time is up, so "accepted"
+        # here can be a little low: only a shortfall at the receiver counts as lost.
+        figures.lost += max(0, run.accepted - run.received)
+        if shape is BATCHED:
+            figures.replicas_delivered_eps.append(run.delivered_eps)
+        else:
+            bare = measure_bare(workdir, tool, bodies, shape, seconds, replicas)
+            figures.errors += bare.errors
+            figures.replicas_single_bare_rps.append(bare.rps)
+            figures.replicas_single_rps.append(run.load.rps)
     target = figures.single_rps[-1] / 2
     paced = measure_paced(workdir, tool, flow_file, receiver, single, target, seconds)
     figures.errors += paced.errors
@@ -475,6 +496,14 @@ def report(figures: HttpFigures) -> list[tuple[str, str, str]]:
         [p / b for p, b in zip(figures.single_rps, figures.single_bare_rps, strict=True)]
     )
     batch_ratio = m([p / b for p, b in zip(figures.batch_rps, figures.batch_bare_rps, strict=True)])
+    replicas_ratio = m(
+        [
+            p / b
+            for p, b in zip(
+                figures.replicas_single_rps, figures.replicas_single_bare_rps, strict=True
+            )
+        ]
+    )
     share = m(
         [r / (2 * t) for r, t in zip(figures.paced_rps, figures.paced_target_rps, strict=True)]
     )
@@ -494,6 +523,17 @@ def report(figures: HttpFigures) -> list[tuple[str, str, str]]:
         ("http: single, bare baseline", f"{m(figures.single_bare_rps):,.0f} req/s", ""),
         ("http: single, pipeline", f"{m(figures.single_rps):,.0f} req/s", ""),
         ("http: single, pipeline / baseline", f"{single_ratio:.2f}x", ">= 0.25x"),
+        (
+            f"http: single, --workers {figures.replicas}: bare / pipeline",
+            f"{m(figures.replicas_single_bare_rps):,.0f} / {m(figures.replicas_single_rps):,.0f}"
+            " req/s",
+            "",
+        ),
+        (
+            f"http: single, --workers {figures.replicas}: pipeline / baseline",
+            f"{replicas_ratio:.2f}x",
+            ">= 0.25x",
+        ),
         (
             "http: single, p50 / p99 at full speed",
             f"{m(figures.single_p50_ms):.1f} / {m(figures.single_p99_ms):.1f} ms",

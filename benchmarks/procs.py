@@ -220,8 +220,9 @@ class FlowServer(_Process):
 class BareServer(_Process):
     """The baseline: ``benchmarks.bare_app`` on the same uvicorn stack and configuration."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, workers: int = 1) -> None:
         argv = [sys.executable, "-m", "benchmarks.bare_app", "--host", HOST, "--port", "0"]
+        argv += ["--workers", str(workers)]
         super().__init__(argv, workdir / "bare.server.log", "bare: serving", ROOT)
         self.collect_url = self.url + "/collect"
 

@@ -39,23 +39,39 @@ def serve_workers(
     ready_message: Callable[[str], None] | None = None,
 ) -> int:
     """Fork ``workers`` servers on ``sock``; returns 0 when all of them stopped cleanly."""
-    ready_read, ready_write = os.pipe()
     shared_dir = Path(tempfile.mkdtemp(prefix="flows-metrics-"))
+
+    def serve_one(index: int, on_listening: Callable[[], None]) -> int:
+        source.shared = SharedSnapshots(shared_dir, index)
+        return serve_socket(collector, source, sock, shutdown_timeout, on_listening=on_listening)
+
+    try:
+        return prefork(sock, url, workers, serve_one, ready_message)
+    finally:
+        shutil.rmtree(shared_dir, ignore_errors=True)
+
+
+def prefork(
+    sock: socket.socket,
+    url: str,
+    workers: int,
+    serve_one: Callable[[int, Callable[[], None]], int],
+    ready_message: Callable[[str], None] | None = None,
+) -> int:
+    """Run ``serve_one(index, on_listening)`` in ``workers`` forked processes sharing ``sock``.
+
+    The parent prints ``ready_message`` once every worker listens, forwards
+    SIGTERM/SIGINT, and returns 0 when every worker exited with 0.
+    """
+    ready_read, ready_write = os.pipe()
     children: list[int] = []
     for index in range(workers):
         pid = os.fork()
         if pid == 0:  # the worker
             os.close(ready_read)
-            source.shared = SharedSnapshots(shared_dir, index)
             code = 1
             try:
-                code = serve_socket(
-                    collector,
-                    source,
-                    sock,
-                    shutdown_timeout,
-                    on_listening=lambda: _tell_ready(ready_write),
-                )
+                code = serve_one(index, lambda: _tell_ready(ready_write))
             finally:
                 os._exit(code)
         children.append(pid)
@@ -63,10 +79,7 @@ def serve_workers(
     sock.close()
     stopping = _forward_stop_signals(children)
     _announce_when_ready(ready_read, workers, url, ready_message)
-    try:
-        failed = _wait_for_workers(children, stopping)
-    finally:
-        shutil.rmtree(shared_dir, ignore_errors=True)
+    failed = _wait_for_workers(children, stopping)
     return 1 if failed else 0
 
 
