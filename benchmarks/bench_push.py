@@ -24,8 +24,8 @@ from segment.analytics.client import Client
 from benchmarks.workload import SHOP_DESTINATION, shop_events
 from collector.collector import Collector, build_destination
 from destination_segment.calls import SegmentCall
-from destination_segment.client import sdk_arguments
 from destination_segment.receiver import SegmentReceiver
+from destination_segment.sdk_client import sdk_arguments
 
 WRITE_KEY = "bench-write-key"
 
@@ -98,7 +98,7 @@ def run(events: int = 100_000, users: int = 10_000, runs: int = 3) -> PushFigure
     batch = list(shop_events(events, users))
     with SegmentReceiver(max_messages=1000) as receiver:
         calls = _sdk_calls(batch, receiver.url)
-        prebuilt = [(call.type, sdk_arguments(call)) for call in calls]
+        prebuilt = [(call.type, sdk_arguments(call.params)) for call in calls]
 
         direct, pipeline, stubbed = [], [], []
         for _ in range(runs):

@@ -27,25 +27,11 @@ from collector.destination import ShutdownReport
 from destination_segment.calls import SegmentCall
 from destination_segment.consumer import ShutdownSafeConsumer, StoppedBeforeDeliveryError
 from destination_segment.redaction import RedactSecret, first_line
-from destination_segment.sdk_client import FastEnqueueClient
+from destination_segment.sdk_client import FastEnqueueClient, sdk_arguments
 from destination_segment.settings import SegmentSettings
 
 logger = logging.getLogger("flows.destination.segment")
 IN_FLIGHT_AT_DEADLINE = "shutdown: upload still in flight at the deadline (it may yet arrive)"
-
-_SDK_METHODS = {
-    "track": ("event", "properties"),
-    "identify": ("traits",),
-    "group": ("groupId", "traits"),
-    "page": ("category", "name", "properties"),
-    "screen": ("category", "name", "properties"),
-}
-_SNAKE = {
-    "userId": "user_id",
-    "anonymousId": "anonymous_id",
-    "groupId": "group_id",
-    "messageId": "message_id",
-}
 
 
 @dataclass(slots=True)
@@ -66,22 +52,6 @@ class DeliveryStats:
         }
 
 
-def sdk_arguments(call: SegmentCall) -> dict[str, Any]:
-    """The SDK keyword arguments for a call (camelCase message fields -> snake_case)."""
-    kwargs: dict[str, Any] = {}
-    for key, value in call.params.items():
-        if value is None:
-            continue
-        if key == "context":
-            value = _copy_context(value)  # the SDK adds context.library in place
-        kwargs[_SNAKE.get(key, key)] = value
-    return kwargs
-
-
-def _copy_context(context: dict[str, Any]) -> dict[str, Any]:
-    return {k: (dict(v) if isinstance(v, dict) else v) for k, v in context.items()}
-
-
 class SegmentClient:
     """One SDK Client per process, with accounting and a bounded shutdown."""
 
@@ -94,7 +64,7 @@ class SegmentClient:
         self.stats = DeliveryStats()
         self._on_failure = on_failure
         self._write_key = settings.write_key.get_secret_value()
-        self._client: Client | None = None
+        self._client: FastEnqueueClient | None = None
         self._consumers: list[Consumer] = []
         self._pid = 0
         self._lock = threading.Lock()
@@ -103,7 +73,7 @@ class SegmentClient:
 
     # -- the SDK client, per process --------------------------------------------------------
 
-    def _make_client(self) -> Client:
+    def _make_client(self) -> FastEnqueueClient:
         settings = self.settings
         common: dict[str, Any] = {
             "host": settings.sdk_host,
@@ -145,7 +115,7 @@ class SegmentClient:
         self._consumers = consumers
         return client
 
-    def client(self) -> Client:
+    def client(self) -> FastEnqueueClient:
         """The Client of this process, made on first use and again after a fork."""
         client = self._client
         if client is not None and self._pid == os.getpid():
@@ -160,9 +130,8 @@ class SegmentClient:
 
     def send(self, call: SegmentCall) -> bool:
         """Hand one call to the SDK; False (counted, logged) when it was not queued."""
-        method = getattr(self.client(), call.type)
         try:
-            queued, _message = method(**sdk_arguments(call))
+            queued, _message = self.client().enqueue_call(call.type, call.params)
         except (AssertionError, RuntimeError) as error:
             # The SDK rejects bad ids and messages over 32 KB by raising.
             with self._stats_lock:
@@ -264,7 +233,7 @@ def render_message(call: SegmentCall) -> dict[str, Any]:
     global _preview_client
     if _preview_client is None:
         _preview_client = Client(write_key="preview", send=False, sync_mode=True)
-    _queued, message = getattr(_preview_client, call.type)(**sdk_arguments(call))
+    _queued, message = getattr(_preview_client, call.type)(**sdk_arguments(call.params))
     return message  # type: ignore[no-any-return]
 
 

@@ -8,14 +8,16 @@ half of the SDK's cost per message, on the thread that serves requests.
 For a message made only of JSON types (str, int, float, bool, None, dict
 with str keys, list, tuple), an aware timestamp, a str messageId and str ids,
 which is every message the destination builds, ``FastEnqueueClient`` produces
-the same dict, in the same key order, with a copy that checks exact types. Its
+the same dict, in the same key order, with a copy that checks exact types:
+from the SDK method's own input (``_enqueue``), or straight from the call's
+fields (``enqueue_call``, which also skips the method's argument shuffling). Its
 size is bounded from above from orjson's encoding (``json_size_bound``), and
 only a message whose bound passes 32 KB is encoded the SDK's way to decide;
 the size is left in ``message_sizes`` for the consumer
 (``ShutdownSafeConsumer``), so a batch never passes the SDK's byte limit
 (it may close a little earlier). Anything else (other value types, a naive or
 missing timestamp, a message over the limit, ``send=False``, ``sync_mode``)
-goes through the SDK's ``_enqueue`` unchanged. ``tests/test_sdk_client.py``
+goes through the SDK's method and ``_enqueue`` unchanged. ``tests/test_sdk_client.py``
 checks the two give equal messages and that the bound holds.
 """
 
@@ -40,6 +42,53 @@ Its output is ASCII (``ensure_ascii``), so its length is the SDK's byte count.
 
 _LIBRARY = {"name": "analytics-python", "version": VERSION}
 
+_SNAKE = {
+    "userId": "user_id",
+    "anonymousId": "anonymous_id",
+    "groupId": "group_id",
+    "messageId": "message_id",
+}
+
+MESSAGE_KEYS: dict[str, tuple[str, ...]] = {
+    "track": (
+        "integrations", "anonymousId", "properties", "timestamp", "context",
+        "userId", "type", "event", "messageId",
+    ),
+    "identify": (
+        "integrations", "anonymousId", "timestamp", "context", "type", "userId", "traits",
+        "messageId",
+    ),
+    "group": (
+        "integrations", "anonymousId", "timestamp", "groupId", "context", "userId", "traits",
+        "type", "messageId",
+    ),
+    "page": (
+        "integrations", "anonymousId", "properties", "timestamp", "category", "context",
+        "userId", "type", "name", "messageId",
+    ),
+}  # fmt: skip
+"""The keys of each call's message, in the order the SDK's methods build them."""
+MESSAGE_KEYS["screen"] = MESSAGE_KEYS["page"]
+
+_FIELDS = {kind: frozenset(keys) - {"type"} for kind, keys in MESSAGE_KEYS.items()}
+"""The fields each SDK method takes (as keyword arguments, in snake_case)."""
+_OBJECTS = frozenset({"integrations", "properties", "traits", "context"})
+"""Fields the SDK methods default to ``{}`` and require to be objects."""
+_TEXTS = {"track": ("event",), "group": ("groupId",), "page": (), "screen": (), "identify": ()}
+"""Fields a call requires as text (optional ``name``/``category`` are checked apart)."""
+
+
+def sdk_arguments(params: dict[str, Any]) -> dict[str, Any]:
+    """The SDK method's keyword arguments for message fields (camelCase -> snake_case)."""
+    kwargs: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if key == "context" and isinstance(value, dict):  # the SDK adds context.library
+            value = {k: (dict(v) if isinstance(v, dict) else v) for k, v in value.items()}
+        kwargs[_SNAKE.get(key, key)] = value
+    return kwargs
+
 
 class NotJsonError(Exception):
     """A value outside the JSON types: the SDK's own ``clean`` handles that message."""
@@ -53,15 +102,32 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
         self.message_sizes: dict[int, int] = {}
         """Encoded size (or a bound above it) of each queued message, by ``id``; the consumer pops it."""
 
+    def enqueue_call(self, kind: str, params: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """What ``getattr(self, kind)(**sdk_arguments(params))`` does, in one pass.
+
+        ``params`` are the message's fields (camelCase). Whatever the fast path
+        does not take goes to that SDK method, with its checks and errors.
+        """
+        message = self._built(kind, params)
+        if message is None:
+            return getattr(self, kind)(**sdk_arguments(params))  # type: ignore[no-any-return]
+        return self._queue(message)
+
     def _enqueue(self, msg: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         message = self._prepared(msg)
         if message is None:
             return super()._enqueue(msg)  # type: ignore[no-any-return]
+        return self._queue(message)
+
+    def _queue(self, message: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Size, then queue, a message the fast path built; raise as the SDK does past 32 KB."""
         size = json_size_bound(message)
         if size is None or size > MAX_MSG_SIZE:
             size = len(SDK_ENCODER.encode(message))
             if size > MAX_MSG_SIZE:
-                return super()._enqueue(msg)  # type: ignore[no-any-return]  # the SDK's error
+                raise RuntimeError(  # the SDK's error
+                    "Message exceeds %skb limit. (%s)", str(MAX_MSG_SIZE // 1024), str(message)
+                )
         debug = self.log.isEnabledFor(logging.DEBUG)
         if debug:
             self.log.debug("queueing: %s", message)
@@ -76,6 +142,47 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
         if debug:
             self.log.debug("enqueued %s.", message["type"])
         return True, message
+
+    def _built(self, kind: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """The message the SDK's ``kind`` method would queue for ``params``, or None."""
+        keys = MESSAGE_KEYS.get(kind)
+        if keys is None or not self.send or self.sync_mode or not params.keys() <= _FIELDS[kind]:
+            return None
+        user_id = params.get("userId")
+        anonymous_id = params.get("anonymousId")
+        timestamp = params.get("timestamp")
+        if (
+            not (user_id or anonymous_id)
+            or not _is_id(user_id)
+            or not _is_id(anonymous_id)
+            or type(timestamp) is not datetime
+            or timestamp.utcoffset() is None
+            or type(params.get("messageId")) is not str
+            or any(type(params.get(key)) is not str for key in _TEXTS[kind])
+            or not _is_id(params.get("name"))
+            or not _is_id(params.get("category"))
+        ):
+            return None
+        message: dict[str, Any] = {}
+        try:
+            for key in keys:
+                if key in _OBJECTS:
+                    value = params.get(key) or {}
+                    if type(value) is not dict:
+                        return None
+                    value = copy_json(value)
+                    if key == "context":
+                        value["library"] = dict(_LIBRARY)
+                    message[key] = value
+                elif key == "type":
+                    message[key] = kind
+                elif key == "timestamp":
+                    message[key] = timestamp.isoformat(timespec="milliseconds")
+                else:
+                    message[key] = params.get(key)
+        except NotJsonError:
+            return None
+        return message
 
     def _prepared(self, msg: dict[str, Any]) -> dict[str, Any] | None:
         """The message the SDK would queue, or None where only the SDK knows (msg untouched)."""
@@ -153,7 +260,11 @@ def copy_json(value: Any) -> Any:
         for key, item in value.items():
             if type(key) is not str:
                 raise NotJsonError
-            copied[key] = copy_json(item)
+            kind = type(item)  # leaves inline: most values are, and a call costs more
+            if kind is str or kind is int or kind is float or kind is bool or item is None:
+                copied[key] = item
+            else:
+                copied[key] = copy_json(item)
         return copied
     if kind is list or kind is tuple:
         return [copy_json(item) for item in value]

@@ -9,12 +9,18 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from segment.analytics.client import Client
 from segment.analytics.request import DatetimeSerializer
 
-from destination_segment.sdk_client import FastEnqueueClient, copy_json, json_size_bound
+from destination_segment.sdk_client import (
+    MESSAGE_KEYS,
+    FastEnqueueClient,
+    copy_json,
+    json_size_bound,
+    sdk_arguments,
+)
 from tests.cli_helpers import EXAMPLES
 
 JSON_LEAVES = (
@@ -216,3 +222,74 @@ def test_the_size_bound_is_close_for_an_ordinary_message() -> None:
     bound = json_size_bound(message)
     assert bound is not None
     assert exact <= bound <= exact * 1.2
+
+
+JSON_OBJECT = st.dictionaries(st.text(max_size=6), JSON, max_size=3)
+ODD_OBJECT = st.dictionaries(st.text(max_size=6), VALUE, max_size=3)
+OBJECT = st.one_of(JSON_OBJECT, JSON_OBJECT, JSON_OBJECT, st.none(), st.just([]), ODD_OBJECT)
+FIELD = {  # mostly what the destination sends, sometimes what the SDK refuses or fixes
+    "userId": st.sampled_from(["u1", "u1", "u1", None, "", 42]),
+    "anonymousId": st.sampled_from(["a1", None, None, 0]),
+    "timestamp": st.one_of(TIMESTAMP, TIMESTAMP, st.none()),
+    "messageId": st.sampled_from(["m-1", "m-1", "m-1", None]),
+    "context": OBJECT,
+    "integrations": OBJECT,
+    "properties": OBJECT,
+    "traits": OBJECT,
+    "event": st.sampled_from(["Order Completed", "Order Completed", None, 7]),
+    "groupId": st.sampled_from(["g1", "g1", None, 3]),
+    "name": st.sampled_from(["Home", "Home", None, 0, 5]),
+    "category": st.sampled_from(["Docs", None, ""]),
+}
+
+
+@st.composite
+def calls(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """A call type and its fields; now and then a field the method does not take."""
+    kind = draw(st.sampled_from(sorted(MESSAGE_KEYS)))
+    names = [name for name in MESSAGE_KEYS[kind] if name != "type"]
+    if draw(st.integers(0, 9)) == 0:
+        names.append(draw(st.sampled_from(sorted(FIELD))))
+    return kind, {name: draw(FIELD[name]) for name in names}
+
+
+def _outcome(enqueue: Any) -> tuple[str, Any]:
+    """What an enqueue did: the queued message's JSON, or the error it raised."""
+    try:
+        queued, message = enqueue()
+    except Exception as error:
+        return "raised", type(error).__name__
+    return "queued" if queued else "refused", json.dumps(message, cls=DatetimeSerializer)
+
+
+@settings(max_examples=400, deadline=None)
+@given(calls())
+def test_enqueue_call_does_what_the_sdk_method_does(call: tuple[str, dict[str, Any]]) -> None:
+    kind, params = call
+    sdk, fast = _clients()
+    expected = _outcome(lambda: getattr(sdk, kind)(**sdk_arguments(copy.deepcopy(params))))
+    got = _outcome(lambda: fast.enqueue_call(kind, copy.deepcopy(params)))
+    event(f"{got[0]}, fast path: {bool(fast.message_sizes)}")
+    # Left to the SDK, these are a random uuid4 and the time of the call.
+    made = {k: None for k in ("messageId", "timestamp") if params[k] is None}
+    if made and expected[0] == "queued":
+        expected = (expected[0], json.loads(expected[1]) | made)
+        got = (got[0], json.loads(got[1]) | made)
+    assert got == expected
+
+
+def test_enqueue_call_takes_the_destinations_calls_on_the_fast_path() -> None:
+    _sdk, fast = _clients()
+    params = {
+        "userId": "u1",
+        "event": "Order Completed",
+        "properties": {"total": 9.5},
+        "timestamp": datetime(2024, 5, 1, tzinfo=UTC),
+        "context": {"consent": {"categoryPreferences": {"Analytics": True}}},
+        "integrations": {"All": True},
+        "messageId": "e1-track",
+    }
+    queued, message = fast.enqueue_call("track", params)
+    assert queued
+    assert id(message) in fast.message_sizes  # measured here, not by the SDK's own path
+    assert list(message) == list(MESSAGE_KEYS["track"])
