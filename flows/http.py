@@ -22,7 +22,14 @@ from collector.event import EventValidationError, FieldError
 from collector.mapping import MappingContext, compile_value
 from collector.paths import UNDEFINED, set_path
 from flows.cors import cors_from
-from flows.http_input import BadRequestError, Limits, check_limits, parse_body, parse_pixel_query
+from flows.http_input import (
+    BadRequestError,
+    Limits,
+    body_within,
+    check_limits,
+    parse_body,
+    parse_pixel_query,
+)
 from flows.http_settings import HttpSettings
 from flows.metrics import SharedSnapshots, metrics_renderer, snapshot
 
@@ -220,7 +227,7 @@ class CollectorApp:
             events = parse_body(body, self.limits)
         except BadRequestError as error:
             return _error(error.status, error.reason)
-        return self._accept(events, scope, headers)
+        return self._accept(events, scope, headers, checked=body_within(body, self.limits))
 
     def _pixel(
         self, scope: Scope, headers: list[tuple[bytes, bytes]]
@@ -275,8 +282,13 @@ class CollectorApp:
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _accept(
-        self, events: list[Any], scope: Scope, headers: list[tuple[bytes, bytes]]
+        self,
+        events: list[Any],
+        scope: Scope,
+        headers: list[tuple[bytes, bytes]],
+        checked: bool = False,
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """Push each event; ``checked``: the body was small enough to be within every limit."""
         stats = self.stats
         stats.received += len(events)
         push = self.collector.push
@@ -285,7 +297,7 @@ class CollectorApp:
         rejected: list[dict[str, Any]] = []
         accepted = 0
         for index, raw in enumerate(events):
-            problem = check_limits(raw, limits)
+            problem = None if checked else check_limits(raw, limits)
             if problem is not None:
                 rejected.append(_rejection(index, [problem]))
                 continue

@@ -64,6 +64,21 @@ def _json_reason(error: orjson.JSONDecodeError) -> str:
     )
 
 
+def body_within(body: bytes, limits: Limits) -> bool:
+    """True when no event in ``body`` can go over a limit, judged from its bytes alone.
+
+    A string has no more characters than the body has bytes, an object or a
+    list no more members than the body has commas plus one, and nesting is no
+    deeper than the body has brackets. So a small body (one event) skips the
+    walk of ``check_limits``; any other is checked event by event.
+    """
+    return (
+        len(body) <= limits.max_string_length
+        and body.count(b",") < limits.max_keys
+        and body.count(b"{") + body.count(b"[") <= limits.max_depth
+    )
+
+
 def check_limits(event: Any, limits: Limits) -> FieldError | None:
     """The first place where ``event`` goes over a limit, or None.
 

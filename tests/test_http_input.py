@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.http_input import Limits, _first_violation, _within, check_limits, parse_pixel_query
+from flows.http_input import (
+    Limits,
+    _first_violation,
+    _within,
+    body_within,
+    check_limits,
+    parse_pixel_query,
+)
 
 SMALL = Limits(max_batch_size=10, max_depth=4, max_string_length=8, max_keys=3)
 VALUES = st.recursive(
@@ -24,6 +33,29 @@ VALUES = st.recursive(
 def test_the_fast_check_and_the_path_naming_check_agree(value: Any) -> None:
     assert _within(value, SMALL) == (_first_violation(value, SMALL) is None)
     assert (check_limits(value, SMALL) is None) == _within(value, SMALL)
+
+
+ROOMY = Limits(max_batch_size=10, max_depth=6, max_string_length=120, max_keys=12)
+
+
+@settings(max_examples=400)
+@given(value=VALUES, encoding=st.sampled_from(["compact", "ascii", "spaced", "batch"]))
+def test_a_body_judged_within_from_its_bytes_holds_events_within(value: Any, encoding: str) -> None:
+    events = [value, value] if encoding == "batch" else [value]
+    document: Any = {"batch": events} if encoding == "batch" else value
+    if encoding in ("compact", "batch"):
+        body = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    else:
+        body = json.dumps(document, ensure_ascii=encoding == "ascii").encode()
+    for limits in (SMALL, ROOMY):
+        if body_within(body, limits):
+            assert all(_within(event, limits) for event in events)
+
+
+def test_a_small_event_is_within_from_its_bytes_and_a_large_one_is_walked() -> None:
+    event = {"name": "page view", "data": {"id": "/docs", "tags": ["a", "b"]}}
+    assert body_within(orjson.dumps(event), ROOMY)
+    assert not body_within(orjson.dumps({**event, "text": "x" * 200}), ROOMY)
 
 
 def test_violations_name_their_path() -> None:
