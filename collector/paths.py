@@ -56,6 +56,49 @@ def compile_path(key: str, default: Any = UNDEFINED) -> Getter:
     return _compile_dot_path(key.split("."), default)
 
 
+ValueReader = Callable[[Any, Any], Any]
+"""``(value, context)``: a mapping resolver that reads a key path and ignores its context."""
+
+
+def compile_value_reader(key: str, default: Any = UNDEFINED) -> ValueReader:
+    """A key path as a mapping value reads it: ``default`` when missing, UNDEFINED for null.
+
+    The resolver itself, not a wrapper around a getter: a plain path of one or
+    two keys (``data.id``, most of a mapping) is two dictionary lookups and no
+    further call.
+    """
+    getter = compile_path(key, default)
+    keys = key.split(".")
+    plain = not key.startswith("$") and all(k and k != "*" and not k.isdigit() for k in keys)
+    if plain and len(keys) == 1:
+        (only,) = keys
+
+        def read_one(value: Any, _context: Any = None) -> Any:
+            found = value.get(only, default) if type(value) is dict else getter(value)
+            return UNDEFINED if found is None else found
+
+        return read_one
+    if plain and len(keys) == 2:
+        first, second = keys
+
+        def read_two(value: Any, _context: Any = None) -> Any:
+            if type(value) is dict:
+                inner = value.get(first)
+                if type(inner) is dict:
+                    found = inner.get(second, default)
+                    return UNDEFINED if found is None else found
+            found = getter(value)
+            return UNDEFINED if found is None else found
+
+        return read_two
+
+    def read(value: Any, _context: Any = None) -> Any:
+        found = getter(value)
+        return UNDEFINED if found is None else found
+
+    return read
+
+
 def _compile_dot_path(keys: list[str], default: Any) -> Getter:
     if "*" in keys:
         star = keys.index("*")

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from collector.callables import CallableImportError, import_callable
 from collector.consent import is_granted
-from collector.paths import UNDEFINED, PathError, compile_path
+from collector.paths import UNDEFINED, PathError, compile_value_reader
 
 logger = logging.getLogger("collector.mapping")
 
@@ -63,13 +63,7 @@ def compile_value(config: Any, path: str = "") -> Resolver:
         # Settings models validate value configs; compile what the user wrote.
         config = config.model_dump(by_alias=True, exclude_unset=True)
     if isinstance(config, str):
-        getter = _compile_key(config, path)
-
-        def resolve_key(value: Any, context: MappingContext) -> Any:
-            found = getter(value)
-            return UNDEFINED if found is None else found
-
-        return resolve_key
+        return _compile_key(config, path)
     if isinstance(config, list):
         return _compile_first_of(config, path)
     if isinstance(config, dict):
@@ -165,13 +159,7 @@ def _compile_producer(config: dict[str, Any], static: Any, path: str) -> Resolve
 
         return resolve_set
     if "key" in config and config["key"] is not None:
-        getter = _compile_key(config["key"], f"{path}.key", static)
-
-        def resolve_key(value: Any, context: MappingContext) -> Any:
-            found = getter(value)
-            return UNDEFINED if found is None else found
-
-        return resolve_key
+        return _compile_key(config["key"], f"{path}.key", static)
     if "fn" in config and config["fn"] is not None:
         fn = import_reference(config["fn"], f"{path}.fn")
         assert fn is not None
@@ -234,9 +222,9 @@ def _compile_loop(loop: Any, path: str) -> Resolver:
     return resolve_loop
 
 
-def _compile_key(key: Any, path: str, default: Any = UNDEFINED) -> Callable[[Any], Any]:
+def _compile_key(key: Any, path: str, default: Any = UNDEFINED) -> Resolver:
     try:
-        return compile_path(key, default)
+        return compile_value_reader(key, default)
     except PathError as error:
         raise MappingConfigError(path, str(error)) from None
 
