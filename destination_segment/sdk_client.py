@@ -72,10 +72,29 @@ MESSAGE_KEYS["screen"] = MESSAGE_KEYS["page"]
 
 _FIELDS = {kind: frozenset(keys) - {"type"} for kind, keys in MESSAGE_KEYS.items()}
 """The fields each SDK method takes (as keyword arguments, in snake_case)."""
-_OBJECTS = frozenset({"integrations", "properties", "traits", "context"})
-"""Fields the SDK methods default to ``{}`` and require to be objects."""
-_TEXTS = {"track": ("event",), "group": ("groupId",), "page": (), "screen": (), "identify": ()}
-"""Fields a call requires as text (optional ``name``/``category`` are checked apart)."""
+_TEXTS = {"track": "event", "group": "groupId"}
+"""The field a call requires as text (optional ``name``/``category`` are checked apart)."""
+
+_AS_IS, _OBJECT, _CONTEXT, _TYPE, _TIMESTAMP = range(5)
+_SLOTS = {
+    kind: tuple(
+        (
+            key,
+            _CONTEXT
+            if key == "context"
+            else _OBJECT
+            if key in ("integrations", "properties", "traits")  # defaulted to {} by the SDK
+            else _TYPE
+            if key == "type"
+            else _TIMESTAMP
+            if key == "timestamp"
+            else _AS_IS,
+        )
+        for key in keys
+    )
+    for kind, keys in MESSAGE_KEYS.items()
+}
+"""Each message key with how its value is made, worked out once."""
 
 
 def sdk_arguments(params: dict[str, Any]) -> dict[str, Any]:
@@ -145,9 +164,10 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
 
     def _built(self, kind: str, params: dict[str, Any]) -> dict[str, Any] | None:
         """The message the SDK's ``kind`` method would queue for ``params``, or None."""
-        keys = MESSAGE_KEYS.get(kind)
-        if keys is None or not self.send or self.sync_mode or not params.keys() <= _FIELDS[kind]:
+        fields = _FIELDS.get(kind)
+        if fields is None or not self.send or self.sync_mode or not params.keys() <= fields:
             return None
+        text = _TEXTS.get(kind)
         user_id = params.get("userId")
         anonymous_id = params.get("anonymousId")
         timestamp = params.get("timestamp")
@@ -158,28 +178,28 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
             or type(timestamp) is not datetime
             or timestamp.utcoffset() is None
             or type(params.get("messageId")) is not str
-            or any(type(params.get(key)) is not str for key in _TEXTS[kind])
+            or (text is not None and type(params.get(text)) is not str)
             or not _is_id(params.get("name"))
             or not _is_id(params.get("category"))
         ):
             return None
         message: dict[str, Any] = {}
         try:
-            for key in keys:
-                if key in _OBJECTS:
+            for key, slot in _SLOTS[kind]:
+                if slot == _AS_IS:
+                    message[key] = params.get(key)
+                elif slot == _TYPE:
+                    message[key] = kind
+                elif slot == _TIMESTAMP:
+                    message[key] = timestamp.isoformat(timespec="milliseconds")
+                else:
                     value = params.get(key) or {}
                     if type(value) is not dict:
                         return None
                     value = copy_json(value)
-                    if key == "context":
+                    if slot == _CONTEXT:
                         value["library"] = dict(_LIBRARY)
                     message[key] = value
-                elif key == "type":
-                    message[key] = kind
-                elif key == "timestamp":
-                    message[key] = timestamp.isoformat(timespec="milliseconds")
-                else:
-                    message[key] = params.get(key)
         except NotJsonError:
             return None
         return message
@@ -234,11 +254,10 @@ def json_size_bound(message: Any) -> int | None:
         encoded = orjson.dumps(message)
     except orjson.JSONEncodeError:
         return None
+    separators_and_exponents = len(encoded) - len(encoded.translate(None, b",:e"))
     bound = (
         len(encoded)
-        + encoded.count(b",")
-        + encoded.count(b":")
-        + encoded.count(b"e")
+        + separators_and_exponents
         + 5 * (encoded.count(b"null") + encoded.count(b"\x7f"))
     )
     if not encoded.isascii():
