@@ -127,6 +127,8 @@ class Event(TypedDict):
 
 
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+_validate = EVENT_ADAPTER.validator.validate_python
+"""The core validator itself: ``TypeAdapter.validate_python`` only forwards to it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +157,7 @@ def validate_event(raw: Any) -> Event:
     EventValidationError naming every bad field.
     """
     try:
-        event = EVENT_ADAPTER.validate_python(raw)
+        event: Event = _validate(raw)
     except ValidationError as error:
         raise EventValidationError(_field_errors(error)) from None
     name = event["name"]

@@ -101,8 +101,12 @@ class CallPlan:
         None when neither userId nor anonymousId resolves: Segment needs one.
         """
         scope = MappingContext(event, context.consent)
-        user_id = _id(self.user_id, event, scope)
-        anonymous_id = _id(self.anonymous_id, event, scope)
+        user_id = self.user_id(event, scope) if self.user_id is not None else None
+        if not isinstance(user_id, str) or not user_id:
+            user_id = None
+        anonymous_id = self.anonymous_id(event, scope) if self.anonymous_id is not None else None
+        if not isinstance(anonymous_id, str) or not anonymous_id:
+            anonymous_id = None
         if user_id is None and anonymous_id is None:
             return None
         identity: dict[str, Any] = {}
@@ -224,13 +228,6 @@ class CallPlan:
 
 
 _NO_RULE = RuleSettings()
-
-
-def _id(resolver: Resolver | None, event: Mapping[str, Any], scope: MappingContext) -> str | None:
-    if resolver is None:
-        return None
-    value = resolver(event, scope)
-    return value if isinstance(value, str) and value else None
 
 
 def _page_or_screen(
