@@ -102,6 +102,7 @@ class WorkersRun:
     delivered_eps: float
     accepted: int  # events in 2xx answers
     received: int  # at the receiver, after the shutdown flush
+    overloaded: int  # 503s, from /metrics (which adds up every worker's counters)
     problems: list[str]
 
 
@@ -330,12 +331,16 @@ def measure_workers(
         load = run_load(tool, server.collect_url, bodies, shape.connections, seconds)
         accepted = load.ok_requests * shape.events_per_request
         seen, done = receiver.wait_for(accepted, timeout=300)
+        # Workers publish their counters every second: wait for a read that stays put.
+        text = server.settled_metrics(quiet=1.2)
+        overloaded = int(procs.metric(text, "flows_http_overloaded_total"))
     finally:
         exit_code = server.terminate()
     problems = server.problems()
     if exit_code != 0:
         problems.append(f"flows run --workers {workers} exited {exit_code}")
-    return WorkersRun(load, seen / (done - load.started), accepted, receiver.count(), problems)
+    delivered_eps = seen / (done - load.started)
+    return WorkersRun(load, delivered_eps, accepted, receiver.count(), overloaded, problems)
 
 
 def measure_paced(
@@ -465,7 +470,8 @@ def _one_run(
             workdir, tool, workers_flow, receiver, bodies, shape, seconds, replicas
         )
         figures.problems += run.problems
-        figures.errors += run.load.errors
+        figures.errors += run.load.errors - run.overloaded
+        figures.overloaded += run.overloaded
         # wrk does not count requests still in flight when its time is up, so "accepted"
         # here can be a little low: only a shortfall at the receiver counts as lost.
         figures.lost += max(0, run.accepted - run.received)
