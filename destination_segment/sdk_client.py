@@ -8,17 +8,19 @@ half of the SDK's cost per message, on the thread that serves requests.
 For a message made only of JSON types (str, int, float, bool, None, dict
 with str keys, list, tuple), an aware timestamp, a str messageId and str ids,
 which is every message the destination builds, ``FastEnqueueClient`` produces
-the same dict, in the same key order, with a copy that checks exact types:
-from the SDK method's own input (``_enqueue``), or straight from the call's
-fields (``enqueue_call``, which also skips the method's argument shuffling). Its
-size is bounded from above from orjson's encoding (``json_size_bound``), and
+the same dict, in the same key order: from the SDK method's own input
+(``_enqueue``), or straight from the call's fields (``enqueue_call``, which
+also skips the method's argument shuffling). One orjson encoding gives both
+the copy (decoded again) and a bound above the SDK's size (``json_copy``);
 only a message whose bound passes 32 KB is encoded the SDK's way to decide;
 the size is left in ``message_sizes`` for the consumer
 (``ShutdownSafeConsumer``), so a batch never passes the SDK's byte limit
 (it may close a little earlier). Anything else (other value types, a naive or
 missing timestamp, a message over the limit, ``send=False``, ``sync_mode``)
-goes through the SDK's method and ``_enqueue`` unchanged. ``tests/test_sdk_client.py``
-checks the two give equal messages and that the bound holds.
+goes through the SDK's method and ``_enqueue`` unchanged. One difference is on
+purpose: a NaN or Infinity becomes null (see ``json_copy``).
+``tests/test_sdk_client.py`` checks the two give equal messages and that the
+bound holds.
 """
 
 from __future__ import annotations
@@ -109,10 +111,6 @@ def sdk_arguments(params: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-class NotJsonError(Exception):
-    """A value outside the JSON types: the SDK's own ``clean`` handles that message."""
-
-
 class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
     """``Client`` whose enqueue is equal to the SDK's and cheaper for plain JSON messages."""
 
@@ -128,20 +126,24 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
         does not take goes to that SDK method, with its checks and errors.
         """
         message = self._built(kind, params)
-        if message is None:
+        copied = None if message is None else json_copy(message)
+        if copied is None:
             return getattr(self, kind)(**sdk_arguments(params))  # type: ignore[no-any-return]
-        return self._queue(message)
+        return self._queue(*copied)
 
     def _enqueue(self, msg: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         message = self._prepared(msg)
-        if message is None:
+        copied = None if message is None else json_copy(message)
+        if copied is None:
             return super()._enqueue(msg)  # type: ignore[no-any-return]
-        return self._queue(message)
+        return self._queue(*copied)
 
-    def _queue(self, message: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
-        """Size, then queue, a message the fast path built; raise as the SDK does past 32 KB."""
-        size = json_size_bound(message)
-        if size is None or size > MAX_MSG_SIZE:
+    def _queue(self, message: dict[str, Any], size: int) -> tuple[bool, dict[str, Any]]:
+        """Queue a message the fast path copied; ``size`` bounds its encoding from above.
+
+        Raises as the SDK does past 32 KB.
+        """
+        if size > MAX_MSG_SIZE:
             size = len(SDK_ENCODER.encode(message))
             if size > MAX_MSG_SIZE:
                 raise RuntimeError(  # the SDK's error
@@ -163,7 +165,8 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
         return True, message
 
     def _built(self, kind: str, params: dict[str, Any]) -> dict[str, Any] | None:
-        """The message the SDK's ``kind`` method would queue for ``params``, or None."""
+        """The message the SDK's ``kind`` method would queue for ``params`` (not yet copied),
+        or None."""
         fields = _FIELDS.get(kind)
         if fields is None or not self.send or self.sync_mode or not params.keys() <= fields:
             return None
@@ -184,28 +187,25 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
         ):
             return None
         message: dict[str, Any] = {}
-        try:
-            for key, slot in _SLOTS[kind]:
-                if slot == _AS_IS:
-                    message[key] = params.get(key)
-                elif slot == _TYPE:
-                    message[key] = kind
-                elif slot == _TIMESTAMP:
-                    message[key] = timestamp.isoformat(timespec="milliseconds")
-                else:
-                    value = params.get(key) or {}
-                    if type(value) is not dict:
-                        return None
-                    value = copy_json(value)
-                    if slot == _CONTEXT:
-                        value["library"] = dict(_LIBRARY)
-                    message[key] = value
-        except NotJsonError:
-            return None
+        for key, slot in _SLOTS[kind]:
+            if slot == _AS_IS:
+                message[key] = params.get(key)
+            elif slot == _TYPE:
+                message[key] = kind
+            elif slot == _TIMESTAMP:
+                message[key] = timestamp.isoformat(timespec="milliseconds")
+            else:
+                value = params.get(key) or {}
+                if type(value) is not dict:
+                    return None
+                message[key] = {**value, "library": _LIBRARY} if slot == _CONTEXT else value
         return message
 
     def _prepared(self, msg: dict[str, Any]) -> dict[str, Any] | None:
-        """The message the SDK would queue, or None where only the SDK knows (msg untouched)."""
+        """The message the SDK would queue (not yet copied), or None where only the SDK knows.
+
+        ``msg`` itself is left untouched, for the SDK if the copy fails.
+        """
         if not self.send or self.sync_mode:
             return None
         timestamp = msg["timestamp"]
@@ -220,19 +220,9 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
             or not _is_id(msg.get("anonymousId"))
         ):
             return None
-        message: dict[str, Any] = {}
-        try:
-            for key, value in msg.items():
-                if key == "timestamp":
-                    message[key] = timestamp.isoformat(timespec="milliseconds")
-                elif key == "context":
-                    context = copy_json(value)
-                    context["library"] = dict(_LIBRARY)
-                    message[key] = context
-                else:
-                    message[key] = copy_json(value)
-        except NotJsonError:
-            return None
+        message = dict(msg)
+        message["timestamp"] = timestamp.isoformat(timespec="milliseconds")
+        message["context"] = {**msg["context"], "library": _LIBRARY}
         message.setdefault("userId", None)
         message.setdefault("anonymousId", None)
         return message
@@ -241,25 +231,41 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
 _ASCII = bytes(range(128))
 
 
-def json_size_bound(message: Any) -> int | None:
-    """At least the SDK's encoded size of ``message`` (None when orjson cannot encode it).
+_EXACT_TYPES = (
+    orjson.OPT_PASSTHROUGH_SUBCLASS
+    | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS
+)
+"""orjson refuses what ``clean`` would turn into something else (subclasses, datetimes,
+dataclasses): such messages go to the SDK."""
 
-    The SDK encodes with ``json.dumps``: ``", "`` and ``": "`` separators,
-    non-ASCII and DEL escaped, ``1e+16`` where orjson writes ``1e16``,
-    ``Infinity`` where orjson writes ``null``. Each of those differences is
-    counted as if every comma, colon, ``e``, ``null``, DEL and non-ASCII byte
-    of orjson's output were one, which over-counts only.
+
+def json_copy(message: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
+    """A deep copy of ``message`` through orjson, and a bound above the SDK's encoded size.
+
+    None when orjson refuses a value (a type ``clean`` would convert, an integer
+    past 64 bits, a key that is not text). The copy equals what ``clean`` makes,
+    with one difference on purpose: a float NaN or Infinity becomes null, where
+    the SDK would write ``NaN``, which is not JSON and makes Segment refuse the
+    whole batch it is in.
     """
     try:
-        encoded = orjson.dumps(message)
+        encoded = orjson.dumps(message, option=_EXACT_TYPES)
     except orjson.JSONEncodeError:
         return None
+    return orjson.loads(encoded), _size_bound(encoded)
+
+
+def _size_bound(encoded: bytes) -> int:
+    """At least the SDK's encoded size of ``orjson.loads(encoded)``.
+
+    The SDK encodes with ``json.dumps``: ``", "`` and ``": "`` separators,
+    non-ASCII and DEL escaped, ``1e+16`` where orjson writes ``1e16``. Each
+    difference is counted as if every comma, colon, ``e``, DEL and non-ASCII
+    byte of orjson's output were one, which over-counts only.
+    """
     separators_and_exponents = len(encoded) - len(encoded.translate(None, b",:e"))
-    bound = (
-        len(encoded)
-        + separators_and_exponents
-        + 5 * (encoded.count(b"null") + encoded.count(b"\x7f"))
-    )
+    bound = len(encoded) + separators_and_exponents + 5 * encoded.count(b"\x7f")
     if not encoded.isascii():
         bound += 2 * len(encoded.translate(None, _ASCII))  # 2 bytes -> 6, 3 -> 6, 4 -> 12
     return bound
@@ -267,24 +273,3 @@ def json_size_bound(message: Any) -> int | None:
 
 def _is_id(value: Any) -> bool:
     return value is None or type(value) is str
-
-
-def copy_json(value: Any) -> Any:
-    """A copy of a JSON value (tuples become lists, as in ``clean``); NotJsonError otherwise."""
-    kind = type(value)
-    if kind is str or kind is int or kind is float or kind is bool or value is None:
-        return value
-    if kind is dict:
-        copied = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                raise NotJsonError
-            kind = type(item)  # leaves inline: most values are, and a call costs more
-            if kind is str or kind is int or kind is float or kind is bool or item is None:
-                copied[key] = item
-            else:
-                copied[key] = copy_json(item)
-        return copied
-    if kind is list or kind is tuple:
-        return [copy_json(item) for item in value]
-    raise NotJsonError
