@@ -9,15 +9,9 @@ import os
 import platform
 import time
 
+from benchmarks.machine import reference_us
+
 BENCHMARKS = ("push", "http", "memory", "shutdown")
-
-
-def _reference_us() -> float:
-    """A fixed pure-Python workload, so absolute figures can be read against the machine."""
-    import timeit
-
-    best = min(timeit.repeat("sum(range(1000))", number=2000, repeat=5))
-    return best / 2000 * 1e6
 
 
 def main() -> int:
@@ -100,7 +94,7 @@ def main() -> int:
         f"{'quick, ' if args.quick else ''}{runs} run(s), {time.perf_counter() - started:.0f} s"
     )
     print(
-        f"machine speed: sum(range(1000)) takes {_reference_us():.1f} us "
+        f"machine speed: sum(range(1000)) takes {reference_us():.1f} us "
         "(6-8 us on a typical current x86 core; absolute figures scale with it)"
     )
     width = max(len(r[0]) for r in rows)

@@ -16,11 +16,11 @@ only a message whose bound passes 32 KB is encoded the SDK's way to decide;
 the size is left in ``message_sizes`` for the consumer
 (``ShutdownSafeConsumer``), so a batch never passes the SDK's byte limit
 (it may close a little earlier). Anything else (other value types, a naive or
-missing timestamp, a message over the limit, ``send=False``, ``sync_mode``)
-goes through the SDK's method and ``_enqueue`` unchanged. One difference is on
-purpose: a NaN or Infinity becomes null (see ``json_copy``).
-``tests/test_sdk_client.py`` checks the two give equal messages and that the
-bound holds.
+missing timestamp, ``send=False``, ``sync_mode``) goes through the SDK's method
+and ``_enqueue`` unchanged; a message over 32 KB is refused with the SDK's
+error. One difference is on purpose: a NaN or Infinity becomes null (see
+``json_copy``). ``tests/test_sdk_client.py`` checks the two give equal
+messages and that the bound holds.
 """
 
 from __future__ import annotations
@@ -78,24 +78,22 @@ _TEXTS = {"track": "event", "group": "groupId"}
 """The field a call requires as text (optional ``name``/``category`` are checked apart)."""
 
 _AS_IS, _OBJECT, _CONTEXT, _TYPE, _TIMESTAMP = range(5)
-_SLOTS = {
-    kind: tuple(
-        (
-            key,
-            _CONTEXT
-            if key == "context"
-            else _OBJECT
-            if key in ("integrations", "properties", "traits")  # defaulted to {} by the SDK
-            else _TYPE
-            if key == "type"
-            else _TIMESTAMP
-            if key == "timestamp"
-            else _AS_IS,
-        )
-        for key in keys
-    )
-    for kind, keys in MESSAGE_KEYS.items()
-}
+
+
+def _slot(key: str) -> int:
+    """How a message key's value is made from the call's fields."""
+    if key == "context":
+        return _CONTEXT
+    if key in ("integrations", "properties", "traits"):  # the SDK defaults these to {}
+        return _OBJECT
+    if key == "type":
+        return _TYPE
+    if key == "timestamp":
+        return _TIMESTAMP
+    return _AS_IS
+
+
+_SLOTS = {kind: tuple((key, _slot(key)) for key in keys) for kind, keys in MESSAGE_KEYS.items()}
 """Each message key with how its value is made, worked out once."""
 
 
