@@ -20,14 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from segment.analytics.client import Client
 from segment.analytics.consumer import Consumer
 
 from collector.destination import ShutdownReport
 from destination_segment.calls import SegmentCall
 from destination_segment.consumer import ShutdownSafeConsumer, StoppedBeforeDeliveryError
 from destination_segment.redaction import RedactSecret, first_line
-from destination_segment.sdk_client import FastEnqueueClient, sdk_arguments
+from destination_segment.sdk_client import FastEnqueueClient
 from destination_segment.settings import SegmentSettings
 
 logger = logging.getLogger("flows.destination.segment")
@@ -225,16 +224,15 @@ class SegmentClient:
         return sum(1 for c in self._consumers if c.is_alive())
 
 
-_preview_client: Client | None = None
+_preview_client: FastEnqueueClient | None = None
 
 
 def render_message(call: SegmentCall) -> dict[str, Any]:
-    """The exact message the SDK would queue for ``call`` (as posted in /v1/batch)."""
+    """The exact message a push would queue for ``call`` (as posted in /v1/batch)."""
     global _preview_client
     if _preview_client is None:
-        _preview_client = Client(write_key="preview", send=False, sync_mode=True)
-    _queued, message = getattr(_preview_client, call.type)(**sdk_arguments(call.params))
-    return message  # type: ignore[no-any-return]
+        _preview_client = FastEnqueueClient(write_key="preview", send=False, sync_mode=True)
+    return _preview_client.render(call.type, call.params)
 
 
 def _drain(queue: Any) -> list[dict[str, Any]]:

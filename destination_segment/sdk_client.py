@@ -123,11 +123,31 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
         ``params`` are the message's fields (camelCase). Whatever the fast path
         does not take goes to that SDK method, with its checks and errors.
         """
-        message = self._built(kind, params)
-        copied = None if message is None else json_copy(message)
+        copied = self._copied(kind, params) if self.send and not self.sync_mode else None
         if copied is None:
             return getattr(self, kind)(**sdk_arguments(params))  # type: ignore[no-any-return]
         return self._queue(*copied)
+
+    def render(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The message ``enqueue_call`` would queue for these fields, queueing nothing.
+
+        For a client made with ``send=False``: the SDK's own path then returns
+        its message without queueing it. Raises what ``enqueue_call`` would.
+        """
+        copied = self._copied(kind, params)
+        if copied is None:
+            _queued, message = getattr(self, kind)(**sdk_arguments(params))
+            return message  # type: ignore[no-any-return]
+        message, size = copied
+        if size > MAX_MSG_SIZE and len(SDK_ENCODER.encode(message)) > MAX_MSG_SIZE:
+            raise RuntimeError(  # the SDK's error
+                "Message exceeds %skb limit. (%s)", str(MAX_MSG_SIZE // 1024), str(message)
+            )
+        return message
+
+    def _copied(self, kind: str, params: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
+        message = self._built(kind, params)
+        return None if message is None else json_copy(message)
 
     def _enqueue(self, msg: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
         message = self._prepared(msg)
@@ -166,7 +186,7 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
         """The message the SDK's ``kind`` method would queue for ``params`` (not yet copied),
         or None."""
         fields = _FIELDS.get(kind)
-        if fields is None or not self.send or self.sync_mode or not params.keys() <= fields:
+        if fields is None or not params.keys() <= fields:
             return None
         text = _TEXTS.get(kind)
         user_id = params.get("userId")

@@ -226,18 +226,18 @@ def test_json_copy_is_an_equal_deep_copy_with_a_size_bound(value: Any) -> None:
 
 def test_nan_and_infinity_become_null_rather_than_poison_the_batch() -> None:
     _sdk, fast = _clients()
-    queued, message = fast.enqueue_call(
-        "track",
-        {
-            "userId": "u1",
-            "event": "E",
-            "properties": {"ratio": float("nan"), "limit": float("inf")},
-            "timestamp": datetime(2024, 5, 1, tzinfo=UTC),
-            "messageId": "m",
-        },
-    )
+    params = {
+        "userId": "u1",
+        "event": "E",
+        "properties": {"ratio": float("nan"), "limit": float("inf")},
+        "timestamp": datetime(2024, 5, 1, tzinfo=UTC),
+        "messageId": "m",
+    }
+    queued, message = fast.enqueue_call("track", params)
     assert queued
     assert message["properties"] == {"ratio": None, "limit": None}
+    preview = FastEnqueueClient("key", send=False, sync_mode=True)
+    assert preview.render("track", params) == message  # flows push shows what is sent
 
 
 def test_the_size_bound_is_close_for_an_ordinary_message() -> None:
@@ -317,3 +317,18 @@ def test_enqueue_call_takes_the_destinations_calls_on_the_fast_path() -> None:
     assert queued
     assert id(message) in fast.message_sizes  # measured here, not by the SDK's own path
     assert list(message) == list(MESSAGE_KEYS["track"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(calls())
+def test_render_shows_what_enqueue_call_queues(call: tuple[str, dict[str, Any]]) -> None:
+    kind, params = call
+    _sdk, fast = _clients()
+    preview = FastEnqueueClient("key", send=False, sync_mode=True)
+    queued = _outcome(lambda: fast.enqueue_call(kind, copy.deepcopy(params)))
+    rendered = _outcome(lambda: (True, preview.render(kind, copy.deepcopy(params))))
+    made = {k: None for k in ("messageId", "timestamp") if params[k] is None}
+    if made and queued[0] == "queued":
+        queued = (queued[0], json.loads(queued[1]) | made)
+        rendered = (rendered[0], json.loads(rendered[1]) | made)
+    assert rendered == queued
