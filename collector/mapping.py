@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.paths import UNDEFINED, delete_path, set_path
+from collector.paths import UNDEFINED, Deleter, Setter, compile_deleter, compile_setter
 from collector.values import (
     MappingConfigError,
     MappingContext,
@@ -57,9 +57,9 @@ class CompiledRule:
     consent: dict[str, bool] | None = None
     settings: Any = None
     raw_settings: dict[str, Any] | None = None
-    policy: tuple[tuple[str, Resolver], ...] = ()
+    policy: tuple[tuple[Setter, Resolver], ...] = ()
     include: tuple[str, ...] | None = None
-    remove: tuple[str, ...] = ()
+    remove: tuple[Deleter, ...] = ()
     batch: int | None = None
     condition: Callable[..., Any] | None = None
 
@@ -114,19 +114,25 @@ def compile_rule(
         raw_settings=settings,
         policy=compile_policy(rule.get("policy"), f"{path}.policy"),
         include=_optional_list(rule.get("include"), f"{path}.include"),
-        remove=_optional_list(rule.get("remove"), f"{path}.remove") or (),
+        remove=tuple(
+            compile_deleter(key)
+            for key in _optional_list(rule.get("remove"), f"{path}.remove") or ()
+        ),
         batch=rule.get("batch"),
         condition=import_reference(rule.get("condition"), f"{path}.condition"),
     )
 
 
-def compile_policy(policy: Any, path: str) -> tuple[tuple[str, Resolver], ...]:
+def compile_policy(policy: Any, path: str) -> tuple[tuple[Setter, Resolver], ...]:
     """A policy rewrites event fields: ``{"data.flag": {"value": true}}``."""
     if policy is None:
         return ()
     if not isinstance(policy, dict):
         raise MappingConfigError(path, "must be an object of dot path -> value config")
-    return tuple((target, compile_value(cfg, f"{path}.{target}")) for target, cfg in policy.items())
+    return tuple(
+        (compile_setter(target), compile_value(cfg, f"{path}.{target}"))
+        for target, cfg in policy.items()
+    )
 
 
 def _optional_str(value: Any, path: str) -> str | None:
@@ -257,7 +263,7 @@ class CompiledMapping:
 
     rules: RuleTable = field(default_factory=lambda: RuleTable({}))
     data: Resolver | None = None
-    policy: tuple[tuple[str, Resolver], ...] = ()
+    policy: tuple[tuple[Setter, Resolver], ...] = ()
     include: tuple[str, ...] | None = None
 
     def process(
@@ -296,8 +302,8 @@ class CompiledMapping:
                     else (included if data is UNDEFINED else data)
                 )
         if rule is not None and rule.remove and type(data) is dict:
-            for removed in rule.remove:
-                data = delete_path(data, removed)
+            for remove in rule.remove:
+                data = remove(data)
         return MappingResult(event, data, rule, ignore=False, silent=rule.silent if rule else False)
 
 
@@ -316,13 +322,13 @@ def compile_mapping(
 
 
 def _apply_policy(
-    event: Mapping[str, Any], policy: tuple[tuple[str, Resolver], ...], context: MappingContext
+    event: Mapping[str, Any], policy: tuple[tuple[Setter, Resolver], ...], context: MappingContext
 ) -> dict[str, Any]:
     # Every policy value is computed from the same input event, then all are set.
-    values = [(target, resolver(event, context)) for target, resolver in policy]
+    values = [(setter, resolver(event, context)) for setter, resolver in policy]
     updated = dict(event)
-    for target, value in values:
-        updated = set_path(updated, target, value)
+    for setter, value in values:
+        updated = setter(updated, value)
     return updated
 
 

@@ -231,38 +231,54 @@ def _fast_filter(
     return get_filtered
 
 
-def set_path(target: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
-    """Return a copy of ``target`` with ``value`` at the dot path ``key``.
+Setter = Callable[[dict[str, Any], Any], dict[str, Any]]
+"""Returns a copy of a dict with a value at a dot path (UNDEFINED removes it)."""
+Deleter = Callable[[dict[str, Any]], dict[str, Any]]
+"""Returns a copy of a dict without a dot path."""
+
+
+def compile_setter(key: str) -> Setter:
+    """A dot path to write, split once: per event only the copies along the path.
 
     Only the dictionaries along the path are copied, so the caller's event
     stays untouched and the cost is proportional to the path, not the event.
     """
-    keys = key.split(".")
-    root = dict(target)
-    current = root
-    for part in keys[:-1]:
-        child = current.get(part)
-        child = dict(child) if isinstance(child, dict) else {}
-        current[part] = child
-        current = child
-    if value is UNDEFINED:
-        current.pop(keys[-1], None)
-    else:
-        current[keys[-1]] = value
-    return root
+    *parents, last = key.split(".")
+    path = tuple(parents)
+
+    def set_value(target: dict[str, Any], value: Any) -> dict[str, Any]:
+        root = dict(target)
+        current = root
+        for part in path:
+            child = current.get(part)
+            child = dict(child) if isinstance(child, dict) else {}
+            current[part] = child
+            current = child
+        if value is UNDEFINED:
+            current.pop(last, None)
+        else:
+            current[last] = value
+        return root
+
+    return set_value
 
 
-def delete_path(target: dict[str, Any], key: str) -> dict[str, Any]:
-    """Return a copy of ``target`` without the dot path ``key`` (copy on write)."""
-    keys = key.split(".")
-    root = dict(target)
-    current = root
-    for part in keys[:-1]:
-        child = current.get(part)
-        if not isinstance(child, dict):
-            return root
-        child = dict(child)
-        current[part] = child
-        current = child
-    current.pop(keys[-1], None)
-    return root
+def compile_deleter(key: str) -> Deleter:
+    """A dot path to remove, split once (copy on write, as ``compile_setter``)."""
+    *parents, last = key.split(".")
+    path = tuple(parents)
+
+    def delete(target: dict[str, Any]) -> dict[str, Any]:
+        root = dict(target)
+        current = root
+        for part in path:
+            child = current.get(part)
+            if not isinstance(child, dict):
+                return root
+            child = dict(child)
+            current[part] = child
+            current = child
+        current.pop(last, None)
+        return root
+
+    return delete

@@ -19,8 +19,8 @@ import orjson
 
 from collector.collector import Collector
 from collector.event import EventValidationError, FieldError
-from collector.mapping import MappingContext, compile_value
-from collector.paths import UNDEFINED, set_path
+from collector.mapping import MappingContext, Resolver, compile_value
+from collector.paths import UNDEFINED, Setter, compile_setter
 from flows.cors import cors_from
 from flows.http_input import (
     BadRequestError,
@@ -325,14 +325,14 @@ class CollectorApp:
 
     def _ingest_values(
         self, scope: Scope, headers: list[tuple[bytes, bytes]]
-    ) -> list[tuple[str, Any]]:
+    ) -> list[tuple[IngestTarget, Any]]:
         request = _request_context(scope, headers)
         context = MappingContext(request, None)
         values = []
-        for path, resolve in self.ingest:
+        for target, resolve in self.ingest:
             value = resolve(request, context)
             if value is not UNDEFINED and value is not None:
-                values.append((path, value))
+                values.append((target, value))
         return values
 
     def metrics_body(self) -> bytes:
@@ -357,10 +357,24 @@ def _overloaded(reason: str, retry_after: bytes) -> tuple[int, bytes, list[tuple
     return status, body, [*headers, (b"retry-after", retry_after)]
 
 
-def _compile_ingest(ingest: dict[str, Any] | None) -> list[tuple[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class IngestTarget:
+    """Where a request value goes in the event: the dot path split once, and its setter."""
+
+    keys: tuple[str, ...]
+    set: Setter
+
+
+def _compile_ingest(ingest: dict[str, Any] | None) -> list[tuple[IngestTarget, Resolver]]:
     if not ingest:
         return []
-    return [(path, compile_value(config, f"ingest.{path}")) for path, config in ingest.items()]
+    return [
+        (
+            IngestTarget(tuple(path.split(".")), compile_setter(path)),
+            compile_value(config, f"ingest.{path}"),
+        )
+        for path, config in ingest.items()
+    ]
 
 
 def _request_context(scope: Scope, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
@@ -377,16 +391,16 @@ def _request_context(scope: Scope, headers: list[tuple[bytes, bytes]]) -> dict[s
     }
 
 
-def _with_ingest(raw: dict[str, Any], values: list[tuple[str, Any]]) -> dict[str, Any]:
+def _with_ingest(raw: dict[str, Any], values: list[tuple[IngestTarget, Any]]) -> dict[str, Any]:
     """Request values fill the event; what the client sent wins."""
-    for path, value in values:
-        raw = set_path(raw, path, value) if _missing(raw, path) else raw
+    for target, value in values:
+        raw = target.set(raw, value) if _missing(raw, target.keys) else raw
     return raw
 
 
-def _missing(raw: dict[str, Any], path: str) -> bool:
+def _missing(raw: dict[str, Any], keys: tuple[str, ...]) -> bool:
     current: Any = raw
-    for part in path.split("."):
+    for part in keys:
         if not isinstance(current, dict) or part not in current:
             return True
         current = current[part]

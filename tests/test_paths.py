@@ -1,4 +1,4 @@
-"""Key paths read as mapping values: the inline readers agree with the general getters."""
+"""Key paths compiled once: readers agree with the general getters; setters copy on write."""
 
 from __future__ import annotations
 
@@ -7,7 +7,13 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from collector.paths import UNDEFINED, compile_path, compile_value_reader
+from collector.paths import (
+    UNDEFINED,
+    compile_deleter,
+    compile_path,
+    compile_setter,
+    compile_value_reader,
+)
 
 KEYS = st.sampled_from(["a", "b", "0"])
 VALUES = st.recursive(
@@ -33,3 +39,19 @@ def test_null_reads_as_undefined_and_a_missing_key_as_the_default() -> None:
     assert read({"data": {"id": None}}, None) is UNDEFINED
     assert read({"data": {}}, None) == "none"
     assert read({"data": {"id": "p1"}}, None) == "p1"
+
+
+def test_a_compiled_setter_copies_only_along_its_path() -> None:
+    event = {"data": {"id": "p1"}, "user": {"id": "u1"}}
+    updated = compile_setter("data.flag")(event, True)
+    assert updated == {"data": {"id": "p1", "flag": True}, "user": {"id": "u1"}}
+    assert event == {"data": {"id": "p1"}, "user": {"id": "u1"}}  # untouched
+    assert updated["user"] is event["user"]  # not on the path: shared, not copied
+    assert compile_setter("data.id")(event, UNDEFINED) == {"data": {}, "user": {"id": "u1"}}
+
+
+def test_a_compiled_deleter_removes_and_leaves_the_input_alone() -> None:
+    data = {"a": {"b": 1, "c": 2}, "d": 3}
+    assert compile_deleter("a.b")(data) == {"a": {"c": 2}, "d": 3}
+    assert compile_deleter("x.y")(data) == data
+    assert data == {"a": {"b": 1, "c": 2}, "d": 3}
