@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 import queue
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import orjson
 from segment.analytics.client import Client
@@ -138,11 +138,8 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
         if copied is None:
             _queued, message = getattr(self, kind)(**sdk_arguments(params))
             return message  # type: ignore[no-any-return]
-        message, size = copied
-        if size > MAX_MSG_SIZE and len(SDK_ENCODER.encode(message)) > MAX_MSG_SIZE:
-            raise RuntimeError(  # the SDK's error
-                "Message exceeds %skb limit. (%s)", str(MAX_MSG_SIZE // 1024), str(message)
-            )
+        message, bound = copied
+        _checked_size(message, bound)
         return message
 
     def _copied(self, kind: str, params: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
@@ -156,17 +153,9 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
             return super()._enqueue(msg)  # type: ignore[no-any-return]
         return self._queue(*copied)
 
-    def _queue(self, message: dict[str, Any], size: int) -> tuple[bool, dict[str, Any]]:
-        """Queue a message the fast path copied; ``size`` bounds its encoding from above.
-
-        Raises as the SDK does past 32 KB.
-        """
-        if size > MAX_MSG_SIZE:
-            size = len(SDK_ENCODER.encode(message))
-            if size > MAX_MSG_SIZE:
-                raise RuntimeError(  # the SDK's error
-                    "Message exceeds %skb limit. (%s)", str(MAX_MSG_SIZE // 1024), str(message)
-                )
+    def _queue(self, message: dict[str, Any], bound: int) -> tuple[bool, dict[str, Any]]:
+        """Queue a message the fast path copied; ``bound`` is above its encoded size."""
+        size = _checked_size(message, bound)
         debug = self.log.isEnabledFor(logging.DEBUG)
         if debug:
             self.log.debug("queueing: %s", message)
@@ -194,11 +183,7 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
         timestamp = params.get("timestamp")
         if (
             not (user_id or anonymous_id)
-            or not _is_id(user_id)
-            or not _is_id(anonymous_id)
-            or type(timestamp) is not datetime
-            or timestamp.utcoffset() is None
-            or type(params.get("messageId")) is not str
+            or not _plain_envelope(timestamp, params.get("messageId"), user_id, anonymous_id)
             or (text is not None and type(params.get(text)) is not str)
             or not _is_id(params.get("name"))
             or not _is_id(params.get("category"))
@@ -228,14 +213,12 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
             return None
         timestamp = msg["timestamp"]
         if (
-            type(timestamp) is not datetime
-            or timestamp.utcoffset() is None
-            or type(msg.get("messageId")) is not str
+            not _plain_envelope(
+                timestamp, msg.get("messageId"), msg.get("userId"), msg.get("anonymousId")
+            )
             or type(msg["type"]) is not str
             or type(msg["integrations"]) is not dict
             or type(msg["context"]) is not dict
-            or not _is_id(msg.get("userId"))
-            or not _is_id(msg.get("anonymousId"))
         ):
             return None
         message = dict(msg)
@@ -287,6 +270,32 @@ def _size_bound(encoded: bytes) -> int:
     if not encoded.isascii():
         bound += 2 * len(encoded.translate(None, _ASCII))  # 2 bytes -> 6, 3 -> 6, 4 -> 12
     return bound
+
+
+def _plain_envelope(
+    timestamp: Any, message_id: Any, user_id: Any, anonymous_id: Any
+) -> TypeGuard[datetime]:
+    """What the fast path needs of every message: an aware timestamp, a text messageId,
+    text (or no) ids. Anything else is the SDK's to convert or refuse."""
+    return (
+        type(timestamp) is datetime
+        and timestamp.utcoffset() is not None
+        and type(message_id) is str
+        and _is_id(user_id)
+        and _is_id(anonymous_id)
+    )
+
+
+def _checked_size(message: dict[str, Any], bound: int) -> int:
+    """``bound``, or the exact size where the bound passes 32 KB; past 32 KB, the SDK's error."""
+    if bound <= MAX_MSG_SIZE:
+        return bound
+    size = len(SDK_ENCODER.encode(message))
+    if size > MAX_MSG_SIZE:
+        raise RuntimeError(  # the SDK's own error and arguments
+            "Message exceeds %skb limit. (%s)", str(MAX_MSG_SIZE // 1024), str(message)
+        )
+    return size
 
 
 def _is_id(value: Any) -> bool:
