@@ -285,13 +285,8 @@ def measure_pipeline(
         text = server.settled_metrics()
         rss = procs.vm_hwm_mb(server.pid)
         accepted = int(procs.metric(text, "flows_events_accepted_total"))
-        segment = '{destination="segment",outcome="%s"}'
-        enqueued = int(
-            procs.metric(text, "flows_destination_messages_total" + segment % "enqueued")
-        )
-        dropped = int(
-            procs.metric(text, "flows_destination_messages_total" + segment % "dropped_queue_full")
-        )
+        enqueued = procs.segment_messages(text, "enqueued")
+        dropped = procs.segment_messages(text, "dropped_queue_full")
         overloaded = int(procs.metric(text, "flows_http_overloaded_total"))
         seen, done = receiver.wait_for(enqueued, timeout=300)
         exit_code = server.terminate()

@@ -26,8 +26,6 @@ from benchmarks.bench_http import BATCH, MARKER, SEGMENT_TUNING, write_bodies
 
 SHUTDOWN_TIMEOUT = 10.0  # the default of ``flows run --shutdown-timeout``
 
-_SEGMENT = '{destination="segment",outcome="%s"}'
-
 
 @dataclass(slots=True)
 class ShutdownFigures:
@@ -92,11 +90,7 @@ def _one(
                 accepted += poster.post()
                 depth = _queue_depth(server)
             poster.close()
-            enqueued = int(
-                procs.metric(
-                    server.metrics(), "flows_destination_messages_total" + _SEGMENT % "enqueued"
-                )
-            )
+            enqueued = procs.segment_messages(server.metrics(), "enqueued")
         finally:
             os.kill(receiver.pid, signal.SIGCONT)
         code = server.terminate()

@@ -61,6 +61,12 @@ def metric(text: str, name: str) -> float:
     return 0.0
 
 
+def segment_messages(text: str, outcome: str) -> int:
+    """The Segment destination's message count for ``outcome`` (enqueued, dropped_queue_full, ...)."""
+    labels = f'{{destination="segment",outcome="{outcome}"}}'
+    return int(metric(text, "flows_destination_messages_total" + labels))
+
+
 class _Process:
     """A child that prints one ready line on stdout, then is stopped with SIGTERM."""
 
