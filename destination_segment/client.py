@@ -68,6 +68,7 @@ class SegmentClient:
         self._pid = 0
         self._lock = threading.Lock()
         self._stats_lock = threading.Lock()
+        self._accounting = threading.Lock()  # see consumer.py: a batch is counted once
         _install_redaction(self._write_key)
 
     # -- the SDK client, per process --------------------------------------------------------
@@ -107,6 +108,7 @@ class SegmentClient:
                     timeout=common["timeout"],
                     message_sizes=client.message_sizes,
                     gathering=gathering,
+                    accounting=self._accounting,
                 )
                 consumer.start()
                 consumers.append(consumer)
@@ -192,22 +194,23 @@ class SegmentClient:
         for consumer in self._consumers:
             if consumer.is_alive():
                 consumer.join(max(0.0, deadline - time.monotonic()) + 0.05)
-        abandoned = 0
-        for consumer in self._consumers:
-            held = consumer.abandon() if consumer.is_alive() else None
-            if held:
-                abandoned += len(held)
-                # The process may exit before this upload ends: record it now. It may
-                # still arrive; a replay is then de-duplicated by messageId.
-                self._on_error(StoppedBeforeDeliveryError(IN_FLIGHT_AT_DEADLINE), held)
-        left = _drain(queue)
-        if left and self._on_failure is not None:
-            self._on_failure(left, "shutdown timeout")
-        # Messages a consumer took but never finished (an upload still hanging) count too.
-        in_flight = queue.unfinished_tasks
-        undelivered = (
-            len(left) + max(0, in_flight - abandoned) + (self.stats.failed - failed_before)
-        )
+        with self._accounting:  # no consumer is between reporting a batch and marking it done
+            abandoned = 0
+            for consumer in self._consumers:
+                held = consumer.abandon()
+                if held:
+                    abandoned += len(held)
+                    # The process may exit before this upload ends: record it now. It may
+                    # still arrive; a replay is then de-duplicated by messageId.
+                    self._on_error(StoppedBeforeDeliveryError(IN_FLIGHT_AT_DEADLINE), held)
+            left = _drain(queue)
+            if left and self._on_failure is not None:
+                self._on_failure(left, "shutdown timeout")
+            # Messages a consumer took but never finished (an upload still hanging) count too.
+            in_flight = queue.unfinished_tasks
+            undelivered = (
+                len(left) + max(0, in_flight - abandoned) + (self.stats.failed - failed_before)
+            )
         self._client = None
         return ShutdownReport(
             undelivered=undelivered,

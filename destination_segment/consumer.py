@@ -1,4 +1,4 @@
-"""The SDK's upload thread, changed in two places: shutdown and how a batch is gathered.
+"""The SDK's upload thread, changed in three places: shutdown, accounting and gathering.
 
 segment-analytics-python 2.4 hands a batch back to its queue when it is
 paused in the middle of one (a request still hanging, a retry or Retry-After
@@ -7,6 +7,12 @@ consumers and drained the queue, nobody reads that queue again, so those
 messages would vanish without a trace. Once the consumer is paused, this
 subclass gives such a batch to ``on_error`` instead, which dead-letters it.
 While running it re-queues exactly as the SDK does (429 with Retry-After).
+
+Between reporting a batch (``on_error``, which counts it as failed) and the
+SDK's ``task_done`` for it, a batch would be counted twice by a shutdown that
+looks in between: once as failed, once as unfinished in the queue. A consumer
+therefore holds the shared ``accounting`` lock from the moment it reports or
+re-queues a batch until its upload returns; the shutdown counts under it.
 
 ``next`` keeps the SDK's batch limits but takes the queue in bulk, one
 consumer at a time, and reuses the sizes ``FastEnqueueClient`` measured.
@@ -45,38 +51,64 @@ class ShutdownSafeConsumer(Consumer):  # type: ignore[misc]  # the SDK is untype
         *args: Any,
         message_sizes: dict[int, int] | None = None,
         gathering: threading.Lock | None = None,
+        accounting: threading.Lock | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._sizes = message_sizes if message_sizes is not None else {}
         self._gathering = gathering or threading.Lock()
+        self._accounting = accounting or threading.Lock()
+        self._settling = False
         self._report: Callable[[Exception, list[dict[str, Any]]], None] | None = kwargs.get(
             "on_error"
         )
         self.on_error = self._report_unless_abandoned
-        self._in_flight: list[dict[str, Any]] | None = None
+        self._held: list[dict[str, Any]] | None = None
         self._abandoned: list[dict[str, Any]] | None = None
         self._state = threading.Lock()
 
-    def request(self, batch: list[dict[str, Any]]) -> Any:
-        with self._state:
-            self._in_flight = batch
+    def upload(self) -> bool:
         try:
-            return super().request(batch)
+            return bool(super().upload())
         finally:
             with self._state:
-                self._in_flight = None
+                self._held = None
+            if self._settling:
+                self._settling = False
+                self._accounting.release()
+
+    def request(self, batch: list[dict[str, Any]]) -> Any:
+        response = super().request(batch)
+        with self._state:
+            self._held = None  # delivered: nothing left to abandon
+        return response
 
     def abandon(self) -> list[dict[str, Any]] | None:
-        """Take the batch still uploading (None if none); later failures of it are not reported again."""
+        """Take the batch held and not yet settled (None if none); it is not reported again.
+
+        Call it holding the ``accounting`` lock: a batch is then either still
+        held (returned here) or already reported and marked done, never both.
+        """
         with self._state:
-            self._abandoned = self._in_flight
+            self._abandoned = self._held
+            self._held = None
             return self._abandoned
 
+    def _settle(self) -> None:
+        """Hold ``accounting`` until this upload returns (its task_done calls included)."""
+        if not self._settling:
+            self._accounting.acquire()
+            self._settling = True
+
     def _report_unless_abandoned(self, error: Exception, batch: list[dict[str, Any]]) -> None:
-        if batch is self._abandoned or self._report is None:
-            return
-        self._report(error, batch)
+        self._settle()
+        with self._state:
+            if batch is self._abandoned:
+                return
+            if batch is self._held:
+                self._held = None
+        if self._report is not None:
+            self._report(error, batch)
 
     def next(self) -> list[dict[str, Any]]:
         """The SDK's batch rules, with the queue taken in bulk rather than a wake-up per message.
@@ -94,7 +126,10 @@ class ShutdownSafeConsumer(Consumer):  # type: ignore[misc]  # the SDK is untype
         measured the message).
         """
         with self._gathering:
-            return self._gather()
+            batch = self._gather()
+        with self._state:
+            self._held = batch or None
+        return batch
 
     def _gather(self) -> list[dict[str, Any]]:
         queue = self.queue
@@ -126,7 +161,11 @@ class ShutdownSafeConsumer(Consumer):  # type: ignore[misc]  # the SDK is untype
         return items
 
     def _requeue(self, batch: list[dict[str, Any]]) -> None:
+        self._settle()
         if self.running:
+            with self._state:
+                if batch is self._held:
+                    self._held = None
             super()._requeue(batch)
             return
         self.on_error(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import time
 from collections import Counter
 from datetime import datetime
@@ -156,6 +157,68 @@ def test_a_hanging_segment_times_out_and_shutdown_dead_letters_what_it_held(
     assert sorted(dead_ids(dead)) == sorted(sent)
     assert active.destination.stats()["dead_lettered"] == 3
     assert segment_receiver.message_ids() == set()
+
+
+class ObservedLock:
+    """A lock that tells when a second thread has to wait for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.contended = threading.Event()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self._lock.acquire(False):
+            return True
+        self.contended.set()
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def test_a_batch_reported_while_shutdown_counts_is_counted_once(
+    segment_receiver: SegmentReceiver, tmp_path: Path
+) -> None:
+    """A consumer between reporting a batch and marking it done is waited for, not counted twice.
+
+    CI once saw 6 undelivered for 3 messages: the shutdown counted a batch both
+    as failed (reported) and as unfinished in the queue (task_done not yet called).
+    Here the batch failed before the shutdown began, so it is in ``failed`` and
+    the dead-letter file, and not again in the shutdown's count as "in flight".
+    """
+    dead = tmp_path / "dead.jsonl"
+    segment_receiver.fail(400)
+    collector, active = segment_flow(segment_receiver.url, {"deadLetterFile": str(dead)})
+    client = active.destination.client  # type: ignore[attr-defined]
+    accounting = client._accounting = ObservedLock()
+    dead_letter = client._on_failure
+    reporting, go_on = threading.Event(), threading.Event()
+
+    def slow_dead_letter(batch: list[dict[str, Any]], reason: str) -> None:
+        reporting.set()
+        go_on.wait(5)
+        dead_letter(batch, reason)
+
+    client._on_failure = slow_dead_letter
+    sent = push_all(collector, ["r1", "r2", "r3"])
+    assert reporting.wait(5), "the 400 batch is being reported"
+    reports: list[Any] = []
+    shutdown = threading.Thread(target=lambda: reports.append(collector.shutdown(0.0)))
+    shutdown.start()
+    assert accounting.contended.wait(5), "the shutdown waits for the report to settle"
+    go_on.set()
+    shutdown.join(5)
+    report = reports[0]["segment"]
+    assert report.undelivered == 0, report
+    assert "in flight" not in report.detail
+    assert active.destination.stats()["failed"] == 3
+    assert sorted(dead_ids(dead)) == sorted(sent)
 
 
 # -- what the SDK gives up on ------------------------------------------------------------------
