@@ -41,9 +41,10 @@ class StoppedBeforeDeliveryError(Exception):
 class ShutdownSafeConsumer(Consumer):  # type: ignore[misc]  # the SDK is untyped
     """A Consumer whose batches, once it is paused, go to ``on_error`` rather than the queue.
 
-    It also knows the batch it is uploading, so a shutdown that cannot wait for
-    a hanging request can still record that batch (``abandon``) before the
-    process exits and the thread dies with it.
+    It also knows the batch it holds, from gathering it until its upload
+    settles (a request hanging, a retry wait), so a shutdown that cannot wait
+    can still record that batch (``abandon``) before the process exits and the
+    thread dies with it.
     """
 
     def __init__(
@@ -68,6 +69,7 @@ class ShutdownSafeConsumer(Consumer):  # type: ignore[misc]  # the SDK is untype
         self._state = threading.Lock()
 
     def upload(self) -> bool:
+        """The SDK's upload; then nothing is held, and a settled report lets go of ``accounting``."""
         try:
             return bool(super().upload())
         finally:
@@ -78,6 +80,7 @@ class ShutdownSafeConsumer(Consumer):  # type: ignore[misc]  # the SDK is untype
                 self._accounting.release()
 
     def request(self, batch: list[dict[str, Any]]) -> Any:
+        """The SDK's request; once it succeeded, a shutdown has nothing of this batch to record."""
         response = super().request(batch)
         with self._state:
             self._held = None  # delivered: nothing left to abandon
