@@ -106,6 +106,8 @@ class SegmentClient:
                     gzip=common["gzip"],
                     retries=common["max_retries"],
                     timeout=common["timeout"],
+                    max_total_backoff_duration=settings.max_total_backoff_duration / 1000,
+                    max_rate_limit_duration=settings.max_rate_limit_duration / 1000,
                     message_sizes=client.message_sizes,
                     gathering=gathering,
                     accounting=self._accounting,

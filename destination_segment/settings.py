@@ -45,6 +45,18 @@ class SegmentSettings(BaseModel):
         500, alias="flushInterval", ge=1, description="Longest wait to fill a batch (ms)"
     )
     max_retries: int = Field(10, alias="maxRetries", ge=0, le=100)
+    max_total_backoff_duration: int = Field(
+        43_200_000,
+        alias="maxTotalBackoffDuration",
+        ge=0,
+        description="Longest time a batch is retried with backoff before it is given up (ms)",
+    )
+    max_rate_limit_duration: int = Field(
+        1_800_000,
+        alias="maxRateLimitDuration",
+        ge=0,
+        description="Longest time a batch waits out 429 Retry-After answers before it is given up (ms)",
+    )
     http_request_timeout: int = Field(
         10_000, alias="httpRequestTimeout", ge=1, description="Per-request timeout (ms)"
     )

@@ -159,6 +159,40 @@ def test_a_hanging_segment_times_out_and_shutdown_dead_letters_what_it_held(
     assert segment_receiver.message_ids() == set()
 
 
+def test_a_rate_limit_longer_than_max_rate_limit_duration_dead_letters_the_batch(
+    segment_receiver: SegmentReceiver, tmp_path: Path
+) -> None:
+    dead = tmp_path / "dead.jsonl"
+    segment_receiver.fail(429, retry_after=30)
+    collector, active = segment_flow(
+        segment_receiver.url, {"maxRateLimitDuration": 1000, "deadLetterFile": str(dead)}
+    )
+    sent = push_all(collector, ["l1", "l2"])
+    started = time.monotonic()
+    collector.shutdown(10)
+    assert time.monotonic() - started < 5, "not the 30 s Retry-After, nor the shutdown timeout"
+    assert sorted(dead_ids(dead)) == sorted(sent)
+    assert all("Rate limit" in line["reason"] for line in read_lines(dead))
+    assert segment_receiver.stats["requests"] == 1
+    assert active.destination.stats()["failed"] == 2
+
+
+def test_max_total_backoff_duration_bounds_the_retries_of_a_batch(
+    segment_receiver: SegmentReceiver, tmp_path: Path
+) -> None:
+    dead = tmp_path / "dead.jsonl"
+    segment_receiver.fail(500)
+    collector, _ = segment_flow(
+        segment_receiver.url,
+        {"maxRetries": 10, "maxTotalBackoffDuration": 0, "deadLetterFile": str(dead)},
+    )
+    sent = push_all(collector, ["t1", "t2"])
+    report = collector.shutdown(5)["segment"]
+    assert not report.timed_out
+    assert sorted(dead_ids(dead)) == sorted(sent)
+    assert segment_receiver.stats["requests"] == 1, "no time left to retry, maxRetries aside"
+
+
 class ObservedLock:
     """A lock that tells when a second thread has to wait for it."""
 
