@@ -164,21 +164,28 @@ class CollectorApp:
                 status, body, extra = _error(405, f"method {method} not allowed on {self.path}")
                 extra = [*extra, (b"allow", b"POST, GET, OPTIONS")]
             await self._answer(send, status, body, [*cors, *extra])
+        elif not self._served(path):
+            await self._answer(send, *_error(404, f"no such path {path[:80]}; POST to {self.path}"))
         elif method not in ("GET", "HEAD"):
-            await self._answer(send, *_error(405, f"method {method} not allowed on {path}"))
-        elif path == "/health" and self.status_enabled:
+            status, body, extra = _error(405, f"method {method} not allowed on {path}")
+            await self._answer(send, status, body, [*extra, (b"allow", b"GET, HEAD")])
+        elif path == "/health":
             await self._answer(send, 200, b'{"status":"ok"}', [_JSON])
-        elif path == "/ready" and self.status_enabled:
+        elif path == "/ready":
             ready = self.collector.ready and not self.shutting_down
             body = b'{"status":"ready"}' if ready else b'{"status":"starting or stopping"}'
             await self._answer(send, 200 if ready else 503, body, [_JSON])
-        elif path == "/metrics" and self.metrics_enabled:
+        else:
             body = self.metrics_body()
             await self._answer(
                 send, 200, body, [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
             )
-        else:
-            await self._answer(send, *_error(404, f"no such path {path[:80]}; POST to {self.path}"))
+
+    def _served(self, path: str) -> bool:
+        """Whether ``path`` is one of the GET endpoints this source has switched on."""
+        if path == "/metrics":
+            return self.metrics_enabled
+        return self.status_enabled and path in ("/health", "/ready")
 
     async def _answer(
         self, send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]

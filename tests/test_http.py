@@ -203,7 +203,10 @@ def test_health_ready_404_405(served: Served, client: httpx.Client) -> None:
     wrong = client.delete(served.collect)
     assert wrong.status_code == 405
     assert wrong.headers["allow"] == "POST, GET, OPTIONS"
-    assert client.post(served.url + "/health").status_code == 405
+    not_here = client.post(served.url + "/health")
+    assert not_here.status_code == 405
+    assert not_here.headers["allow"] == "GET, HEAD"
+    assert client.post(served.url + "/nope").status_code == 404, "no such path, whatever the method"
 
 
 def test_metrics_count_what_happened(
