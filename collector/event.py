@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, NotRequired, TypeAlias
 
 from pydantic import (
+    AfterValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -22,12 +23,34 @@ from pydantic import (
     StrictStr,
     TypeAdapter,
     ValidationError,
+    WithJsonSchema,
     with_config,
 )
 from typing_extensions import TypeAliasType, TypedDict
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 Number: TypeAlias = StrictInt | FiniteFloat
+
+
+SAFE_INTEGER = 2**53 - 1
+"""JavaScript's Number.MAX_SAFE_INTEGER: past it, a walkerOS sender's integers are not exact."""
+WHOLE_NUMBER = "must be a whole number between -(2^53 - 1) and 2^53 - 1"
+
+
+def _whole(number: float) -> float:
+    """Python runs only for a float sent as a count; integers never get here."""
+    if not number.is_integer() or not -SAFE_INTEGER <= number <= SAFE_INTEGER:
+        raise ValueError(WHOLE_NUMBER)
+    return number
+
+
+WholeNumber: TypeAlias = Annotated[
+    Annotated[StrictInt, Field(ge=-SAFE_INTEGER, le=SAFE_INTEGER)]
+    | Annotated[FiniteFloat, AfterValidator(_whole)],
+    Field(union_mode="left_to_right"),
+    WithJsonSchema({"type": "integer", "minimum": -SAFE_INTEGER, "maximum": SAFE_INTEGER}),
+]
+"""An integer as JSON means it: ``3`` or ``3.0`` (JavaScript senders make no difference)."""
 Property = TypeAliasType(
     "Property",
     Annotated[
@@ -88,7 +111,7 @@ class Source(TypedDict, total=False):
     type: StrictStr
     id: StrictStr
     previous_id: StrictStr
-    count: StrictInt
+    count: WholeNumber
     trace: StrictStr
     schema: StrictStr
 
@@ -121,7 +144,7 @@ class Event(TypedDict):
     timestamp: NotRequired[Number]
     timing: NotRequired[Number]
     group: NotRequired[StrictStr]
-    count: NotRequired[StrictInt]
+    count: NotRequired[WholeNumber]
     version: NotRequired[Version]
     source: NotRequired[Source]
 
@@ -191,6 +214,8 @@ def _field_errors(error: ValidationError) -> list[FieldError]:
             reason = "is required"
         elif item["type"] == "model_type" or item["type"] == "dict_type":
             reason = "must be an object"
+        elif any(str(part).startswith("function-after[_whole") for part in item["loc"]):
+            reason = WHOLE_NUMBER
         found.append(FieldError(".".join(loc), reason))
     return _dedupe(found)
 
@@ -204,6 +229,9 @@ def _is_union_tag(part: object) -> bool:
     )
 
 
+_NUMBER_REASONS = {"Input should be a valid integer", "Input should be a valid number"}
+
+
 def _dedupe(errors: list[FieldError]) -> list[FieldError]:
     """A value that fails every member of a union is reported once, at its deepest path."""
     paths = {e.path for e in errors}
@@ -214,7 +242,11 @@ def _dedupe(errors: list[FieldError]) -> list[FieldError]:
     merged = []
     for path, error in by_path.items():
         reasons = {e.reason for e in errors if e.path == path}
-        if len(reasons) > 1:
+        if WHOLE_NUMBER in reasons:
+            merged.append(FieldError(path, WHOLE_NUMBER))
+        elif reasons == _NUMBER_REASONS:
+            merged.append(FieldError(path, "must be a number"))
+        elif len(reasons) > 1:
             merged.append(FieldError(path, "must be a JSON value with finite numbers"))
             if any("finite" in r for r in reasons):
                 merged[-1] = FieldError(

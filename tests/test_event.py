@@ -47,6 +47,12 @@ def test_missing_id_and_timestamp_are_filled() -> None:
         ({"name": "a b", "context": {"stage": ["x"]}}, "context.stage.1", "required"),
         ({"name": "a b", "nested": [{"data": {"p": math.nan}}]}, "nested.0.data.p", "finite"),
         ({"name": "a b", "data": "text"}, "data", "object"),
+        ({"name": "a b", "timestamp": "now"}, "timestamp", "must be a number"),
+        ({"name": "a b", "count": 1.5}, "count", "whole number"),
+        ({"name": "a b", "count": "3"}, "count", "whole number"),
+        ({"name": "a b", "count": True}, "count", "whole number"),
+        ({"name": "a b", "count": 2**53}, "count", "whole number"),
+        ({"name": "a b", "source": {"count": 2.0**60}}, "source.count", "whole number"),
         ([], "", "object"),
     ],
 )
@@ -62,3 +68,10 @@ def test_every_bad_field_is_reported() -> None:
     with pytest.raises(EventValidationError) as caught:
         validate_event({"name": "a b", "user": {"id": 1}, "data": {"x": math.nan}})
     assert {e.path for e in caught.value.errors} == {"user.id", "data.x"}
+
+
+def test_a_count_is_whole_however_json_writes_it() -> None:
+    """JSON (and the JavaScript that sends walkerOS events) has one number type: 3.0 is 3."""
+    assert validate_event({"name": "a b", "count": 3.0})["count"] == 3
+    assert validate_event({"name": "a b", "count": 2**53 - 1})["count"] == 2**53 - 1
+    assert validate_event({"name": "a b", "source": {"count": -4.0}})["source"]["count"] == -4
