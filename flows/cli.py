@@ -1,4 +1,4 @@
-"""The ``flows`` command line: validate, bundle, push, run, schema, segment-sink, replay.
+"""The ``flows`` command line: validate, bundle, push, run, schema, openapi, segment-sink, replay.
 
 Every failure is reported as clear lines on stderr (``flows: error: ...``)
 with a non-zero exit code; nothing prints a traceback for a user mistake.
@@ -128,10 +128,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     _configure_logging(args.log_level)
     flow = _load(args.file, args.flow)
-    http_sources = [s for s in flow.sources.values() if getattr(s, "type", "") == "http"]
-    if not http_sources:
-        raise CommandError(f"{args.file}: flow {flow.name!r} has no http source to serve")
-    source = http_sources[0]
+    source = _http_source(args.file, flow)
 
     def announce(url: str) -> None:
         print(
@@ -152,15 +149,34 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CommandError(str(error)) from None
 
 
+def _http_source(file: str, flow: Flow) -> Any:
+    """The flow's first http source (the one ``flows run`` serves)."""
+    http_sources = [s for s in flow.sources.values() if getattr(s, "type", "") == "http"]
+    if not http_sources:
+        raise CommandError(f"{file}: flow {flow.name!r} has no http source to serve")
+    return http_sources[0]
+
+
+def _write_json(document: Any, output: str) -> int:
+    text = json.dumps(document, indent=2) + "\n"
+    if output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(output).write_text(text, encoding="utf-8")
+    return EXIT_OK
+
+
 def cmd_schema(args: argparse.Namespace) -> int:
     from flows.schema import flow_file_schema
 
-    text = json.dumps(flow_file_schema(), indent=2) + "\n"
-    if args.output == "-":
-        sys.stdout.write(text)
-    else:
-        Path(args.output).write_text(text, encoding="utf-8")
-    return EXIT_OK
+    return _write_json(flow_file_schema(), args.output)
+
+
+def cmd_openapi(args: argparse.Namespace) -> int:
+    from flows.openapi import openapi_document
+
+    source = _http_source(args.file, _load(args.file, args.flow))
+    return _write_json(openapi_document(source.settings), args.output)
 
 
 def cmd_segment_sink(args: argparse.Namespace) -> int:
@@ -296,6 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     schema = command("schema", cmd_schema, "Print the JSON Schema of flow files (for editors)")
     schema.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
+
+    openapi = command(
+        "openapi", cmd_openapi, "Print the OpenAPI 3.1 description of a flow's http source"
+    )
+    openapi.add_argument("file", help="flow file or bundle (JSON)")
+    openapi.add_argument("--flow", help="flow name (default: the only one, or 'default')")
+    openapi.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
 
     sink = command(
         "segment-sink", cmd_segment_sink, "Run a local Segment-compatible receiver (no account)"

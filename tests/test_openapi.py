@@ -1,0 +1,86 @@
+"""The OpenAPI description of the http source, held to the real server by schemathesis.
+
+schemathesis generates requests from ``examples/openapi.json`` (valid and
+invalid ones) and sends them over real sockets to ``flows run`` of the demo
+flow; every answer must be one the document names, with the documented body,
+and valid requests must be accepted while invalid ones are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.config import SchemathesisConfig
+
+from destination_segment.receiver import SegmentReceiver
+from flows.config import read_flow_file, resolve_flow
+from flows.http_settings import HttpSettings
+from flows.openapi import openapi_document
+from flows.runtime import build_flow
+from tests.cli_helpers import DEMO_FLOW, EXAMPLES, flows_running, run_flows
+
+COMMITTED = EXAMPLES / "openapi.json"
+#: An invalid request may also be refused as too large (413, 414): it says why.
+CHECKS = {"negative_data_rejection": {"expected-statuses": [400, 413, 414, 415]}}
+schema = schemathesis.openapi.from_dict(
+    json.loads(COMMITTED.read_text()), config=SchemathesisConfig.from_dict({"checks": CHECKS})
+)
+
+
+@pytest.fixture(scope="module")
+def demo_server() -> Iterator[str]:
+    """The demo flow served, posting to a local receiver.
+
+    Its output is read all along: its log destination prints every event, and a
+    full pipe would stall the server.
+    """
+    with (
+        SegmentReceiver() as receiver,
+        flows_running(DEMO_FLOW, env={"SEGMENT_HOST": receiver.url}) as (process, url, _),
+    ):
+        for stream in (process.stdout, process.stderr):
+            threading.Thread(target=stream.read, daemon=True).start()  # type: ignore[union-attr]
+        yield url
+
+
+@schema.parametrize()
+@settings(
+    max_examples=30,
+    derandomize=True,  # the same requests on every CI run; raise max_examples to explore
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+def test_the_server_answers_as_its_openapi_document_says(case: Any, demo_server: str) -> None:
+    case.call_and_validate(base_url=demo_server)
+
+
+def test_the_committed_document_is_the_demo_flows(tmp_path: Any) -> None:
+    flow = build_flow(resolve_flow(read_flow_file(str(DEMO_FLOW)), env={}))
+    http = flow.sources["http"].settings  # type: ignore[attr-defined]
+    assert json.loads(COMMITTED.read_text()) == json.loads(json.dumps(openapi_document(http))), (
+        "examples/openapi.json is stale: run "
+        "`flows openapi examples/shop.flow.json -o examples/openapi.json`"
+    )
+    written = tmp_path / "openapi.json"
+    result = run_flows("openapi", str(DEMO_FLOW), "-o", str(written))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(written.read_text()) == json.loads(COMMITTED.read_text())
+
+
+def test_a_token_protected_source_declares_its_header() -> None:
+    http = HttpSettings.model_validate(
+        {"auth": {"header": "X-Team-Token", "token": "0123456789abcdef0123"}}
+    )
+    document = openapi_document(http)
+    scheme = document["components"]["securitySchemes"]["sharedSecret"]
+    assert scheme == {"type": "apiKey", "in": "header", "name": "X-Team-Token"}
+    collect = document["paths"]["/collect"]
+    assert collect["post"]["security"] == [{"sharedSecret": []}]
+    assert "401" in collect["post"]["responses"]
+    assert "0123456789abcdef0123" not in json.dumps(document), "the token is never published"
