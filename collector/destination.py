@@ -97,6 +97,13 @@ class Destination(ABC, Generic[SettingsT]):
     def init(self) -> None:
         """Open connections or start workers; called once before the first push."""
 
+    def before_fork(self, workers: int) -> None:
+        """Called once in the parent before ``flows run --workers`` forks ``workers`` processes.
+
+        A destination whose state should be one across workers (not per process)
+        sets up shared memory here; ``init`` then runs in each worker.
+        """
+
     @abstractmethod
     def push(self, event: Mapping[str, Any], context: PushContext) -> Skipped | None:
         """Handle one event; return Skipped(reason) when not sending it."""

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from collector.destination import PushContext
 from collector.mapping import MappingConfigError, MappingContext, Resolver, compile_value
-from destination_segment.identity import SeenCache, traits_fingerprint
+from destination_segment.identity import SeenCache, SeenMemory, traits_fingerprint
 from destination_segment.settings import SegmentSettings
 
 CallType = Literal["identify", "group", "page", "screen", "track"]
@@ -76,8 +76,8 @@ class CallPlan:
     group: Resolver | None
     consent: tuple[tuple[str, str], ...]
     integrations: dict[str, Any] | None
-    identities: SeenCache = field(default_factory=SeenCache)
-    groups: SeenCache = field(default_factory=SeenCache)
+    identities: SeenMemory = field(default_factory=SeenCache)
+    groups: SeenMemory = field(default_factory=SeenCache)
 
     @classmethod
     def from_settings(cls, settings: SegmentSettings, path: str = "settings") -> CallPlan:

@@ -18,6 +18,7 @@ from destination_segment.check import check_connection
 from destination_segment.client import SegmentClient, render_message
 from destination_segment.deadletter import DeadLetterFile, dead_letter_path
 from destination_segment.settings import SegmentSettings
+from destination_segment.shared_seen import SharedSeenTable
 
 NO_IDENTITY = Skipped("no identity")
 DISABLED = Skipped("disabled")
@@ -43,6 +44,12 @@ class SegmentDestination(Destination[SegmentSettings]):
             settings, on_failure=self.dead_letter.write if self.dead_letter else None
         )
         self.skipped_no_identity = 0
+
+    def before_fork(self, workers: int) -> None:
+        """One identify/group memory for all workers, so a user is not identified once per worker."""
+        size = self.settings.dedup_cache_size
+        self.plan.identities = SharedSeenTable(size)
+        self.plan.groups = SharedSeenTable(size)
 
     def compile_rule_settings(self, settings: dict[str, Any], path: str) -> RuleSettings:
         return compile_rule_settings(settings, path)

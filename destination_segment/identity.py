@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -21,6 +21,16 @@ def traits_fingerprint(traits: Any) -> int:
     if traits is None:
         return 0
     return hash(orjson.dumps(traits, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS))
+
+
+class SeenMemory(Protocol):
+    """What identify/group de-duplication needs: ``SeenCache``, or ``SharedSeenTable`` for workers."""
+
+    def changed(self, key: Hashable, fingerprint: int) -> bool: ...
+
+    def forget(self, key: Hashable) -> None: ...
+
+    def __len__(self) -> int: ...
 
 
 class SeenCache:

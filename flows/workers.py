@@ -40,6 +40,8 @@ def serve_workers(
 ) -> int:
     """Fork ``workers`` servers on ``sock``; returns 0 when all of them stopped cleanly."""
     shared_dir = Path(tempfile.mkdtemp(prefix="flows-metrics-"))
+    for active in collector.destinations:
+        active.destination.before_fork(workers)
 
     def serve_one(index: int, on_listening: Callable[[], None]) -> int:
         source.shared = SharedSnapshots(shared_dir, index)

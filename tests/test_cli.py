@@ -214,3 +214,31 @@ def test_workers_share_one_metrics_view() -> None:
         )
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
+
+
+def test_workers_identify_a_user_once() -> None:
+    """With --workers 2, the identify de-dup memory is one for both workers, not one each."""
+    with (
+        SegmentReceiver() as receiver,
+        flows_running(DEMO_FLOW, "--workers", "2", env={"SEGMENT_HOST": receiver.url}) as (
+            process,
+            url,
+            _,
+        ),
+    ):
+        login = json.loads((EXAMPLES / "events" / "journey.json").read_text())[2]
+        assert login["name"] == "user login"
+        assert httpx.post(url + "/collect", json=login).status_code == 200
+        receiver.wait_for(1)  # the first identify is out before the others race it
+        for index in range(40):  # a new connection each: the kernel spreads them
+            again = {**login, "id": f"login-{index}"}
+            assert httpx.post(url + "/collect", json=again).status_code == 200
+        changed = {**login, "id": "login-new-plan", "data": {**login["data"], "plan": "pro"}}
+        assert httpx.post(url + "/collect", json=changed).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        identifies = receiver.messages("identify")
+        assert [m["messageId"] for m in identifies] == [
+            f"{login['id']}-identify",
+            "login-new-plan-identify",
+        ], "once on first sight, again only when the traits changed"
