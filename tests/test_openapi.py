@@ -26,8 +26,8 @@ from flows.runtime import build_flow
 from tests.cli_helpers import DEMO_FLOW, EXAMPLES, flows_running, run_flows
 
 COMMITTED = EXAMPLES / "openapi.json"
-#: An invalid request may also be refused as too large (413, 414): it says why.
-CHECKS = {"negative_data_rejection": {"expected-statuses": [400, 413, 414, 415]}}
+#: An invalid request may also be refused as too large (413, 414) or, without its token, 401.
+CHECKS = {"negative_data_rejection": {"expected-statuses": [400, 401, 413, 414, 415]}}
 schema = schemathesis.openapi.from_dict(
     json.loads(COMMITTED.read_text()), config=SchemathesisConfig.from_dict({"checks": CHECKS})
 )
@@ -58,6 +58,46 @@ def demo_server() -> Iterator[str]:
 )
 def test_the_server_answers_as_its_openapi_document_says(case: Any, demo_server: str) -> None:
     case.call_and_validate(base_url=demo_server)
+
+
+TOKEN = "openapi-test-token-0123456789"
+PROTECTED = {"path": "/collect", "maxBatchSize": 100, "auth": {"token": TOKEN}}
+protected_schema = schemathesis.openapi.from_dict(
+    openapi_document(HttpSettings.model_validate(PROTECTED)),
+    config=SchemathesisConfig.from_dict({"checks": CHECKS}),
+).include(path="/collect")
+
+
+@pytest.fixture(scope="module")
+def protected_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo flow with its http source behind a token (from the environment)."""
+    flow = read_flow_file(str(DEMO_FLOW))
+    source = flow["flows"]["default"]["sources"]["http"]["config"]
+    source["settings"] = {**PROTECTED, "auth": {"token": "$env.FLOWS_TEST_TOKEN"}}
+    path = tmp_path_factory.mktemp("protected") / "flow.json"
+    path.write_text(json.dumps(flow), encoding="utf-8")
+    env = {"FLOWS_TEST_TOKEN": TOKEN}
+    with (
+        SegmentReceiver() as receiver,
+        flows_running(path, env={**env, "SEGMENT_HOST": receiver.url}) as (process, url, _),
+    ):
+        for stream in (process.stdout, process.stderr):
+            threading.Thread(target=stream.read, daemon=True).start()  # type: ignore[union-attr]
+        yield url
+
+
+@protected_schema.parametrize()
+@settings(
+    max_examples=10,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+def test_a_protected_source_refuses_requests_without_its_token(
+    case: Any, protected_server: str
+) -> None:
+    """schemathesis' ignored_auth check sends each request without and with a wrong token."""
+    case.call_and_validate(base_url=protected_server, headers={"X-Flows-Token": TOKEN})
 
 
 def test_the_committed_document_is_the_demo_flows(tmp_path: Any) -> None:
