@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,44 +30,57 @@ from tests.cli_helpers import DEMO_FLOW, EXAMPLES, flows_running, run_flows
 COMMITTED = EXAMPLES / "openapi.json"
 #: An invalid request may also be refused as too large (413, 414) or, without its token, 401.
 CHECKS = {"negative_data_rejection": {"expected-statuses": [400, 401, 413, 414, 415]}}
-schema = schemathesis.openapi.from_dict(
-    json.loads(COMMITTED.read_text()), config=SchemathesisConfig.from_dict({"checks": CHECKS})
-)
+TOKEN = "openapi-test-token-0123456789"
+PROTECTED = {"path": "/collect", "maxBatchSize": 100, "auth": {"token": TOKEN}}
 
 
-@pytest.fixture(scope="module")
-def demo_server() -> Iterator[str]:
-    """The demo flow served, posting to a local receiver.
+def contract(document: dict[str, Any]) -> Any:
+    """The schemathesis schema of ``document``, with our refusal statuses allowed."""
+    return schemathesis.openapi.from_dict(
+        document, config=SchemathesisConfig.from_dict({"checks": CHECKS})
+    )
 
-    Its output is read all along: its log destination prints every event, and a
-    full pipe would stall the server.
+
+def examples(count: int) -> Any:
+    """Hypothesis settings: the same ``count`` requests on every CI run (raise it to explore)."""
+    return settings(
+        max_examples=count,
+        derandomize=True,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+
+
+@contextmanager
+def serving(flow: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``flows run`` of ``flow`` posting to a local receiver; yields its base URL.
+
+    Its output is read all along: the demo's log destination prints every event,
+    and a full pipe would stall the server.
     """
     with (
         SegmentReceiver() as receiver,
-        flows_running(DEMO_FLOW, env={"SEGMENT_HOST": receiver.url}) as (process, url, _),
+        flows_running(flow, env={**(env or {}), "SEGMENT_HOST": receiver.url}) as (
+            process,
+            url,
+            _,
+        ),
     ):
         for stream in (process.stdout, process.stderr):
             threading.Thread(target=stream.read, daemon=True).start()  # type: ignore[union-attr]
         yield url
 
 
-@schema.parametrize()
-@settings(
-    max_examples=30,
-    derandomize=True,  # the same requests on every CI run; raise max_examples to explore
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+schema = contract(json.loads(COMMITTED.read_text()))
+protected_schema = contract(openapi_document(HttpSettings.model_validate(PROTECTED))).include(
+    path="/collect"
 )
-def test_the_server_answers_as_its_openapi_document_says(case: Any, demo_server: str) -> None:
-    case.call_and_validate(base_url=demo_server)
 
 
-TOKEN = "openapi-test-token-0123456789"
-PROTECTED = {"path": "/collect", "maxBatchSize": 100, "auth": {"token": TOKEN}}
-protected_schema = schemathesis.openapi.from_dict(
-    openapi_document(HttpSettings.model_validate(PROTECTED)),
-    config=SchemathesisConfig.from_dict({"checks": CHECKS}),
-).include(path="/collect")
+@pytest.fixture(scope="module")
+def demo_server() -> Iterator[str]:
+    with serving(DEMO_FLOW) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -76,23 +91,18 @@ def protected_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     source["settings"] = {**PROTECTED, "auth": {"token": "$env.FLOWS_TEST_TOKEN"}}
     path = tmp_path_factory.mktemp("protected") / "flow.json"
     path.write_text(json.dumps(flow), encoding="utf-8")
-    env = {"FLOWS_TEST_TOKEN": TOKEN}
-    with (
-        SegmentReceiver() as receiver,
-        flows_running(path, env={**env, "SEGMENT_HOST": receiver.url}) as (process, url, _),
-    ):
-        for stream in (process.stdout, process.stderr):
-            threading.Thread(target=stream.read, daemon=True).start()  # type: ignore[union-attr]
+    with serving(path, {"FLOWS_TEST_TOKEN": TOKEN}) as url:
         yield url
 
 
+@schema.parametrize()
+@examples(30)
+def test_the_server_answers_as_its_openapi_document_says(case: Any, demo_server: str) -> None:
+    case.call_and_validate(base_url=demo_server)
+
+
 @protected_schema.parametrize()
-@settings(
-    max_examples=10,
-    derandomize=True,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+@examples(10)
 def test_a_protected_source_refuses_requests_without_its_token(
     case: Any, protected_server: str
 ) -> None:
