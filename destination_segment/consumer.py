@@ -103,14 +103,18 @@ class ShutdownSafeConsumer(Consumer):  # type: ignore[misc]  # the SDK is untype
             self._accounting.acquire()
             self._settling = True
 
-    def _report_unless_abandoned(self, error: Exception, batch: list[dict[str, Any]]) -> None:
-        self._settle()
+    def _let_go(self, batch: list[dict[str, Any]]) -> bool:
+        """Stop holding ``batch``; False when a shutdown abandoned (and so reported) it."""
         with self._state:
             if batch is self._abandoned:
-                return
+                return False
             if batch is self._held:
                 self._held = None
-        if self._report is not None:
+            return True
+
+    def _report_unless_abandoned(self, error: Exception, batch: list[dict[str, Any]]) -> None:
+        self._settle()
+        if self._let_go(batch) and self._report is not None:
             self._report(error, batch)
 
     def next(self) -> list[dict[str, Any]]:
@@ -165,10 +169,8 @@ class ShutdownSafeConsumer(Consumer):  # type: ignore[misc]  # the SDK is untype
 
     def _requeue(self, batch: list[dict[str, Any]]) -> None:
         self._settle()
-        if self.running:
-            with self._state:
-                if batch is self._held:
-                    self._held = None
+        if self.running:  # no shutdown yet, so nothing was abandoned
+            self._let_go(batch)
             super()._requeue(batch)
             return
         self.on_error(
