@@ -40,12 +40,16 @@ class SharedSeenTable:
         words = self._words
         return sum(1 for i in range(0, len(words), _WORDS_PER_WAY) if words[i])
 
+    def _locate(self, key: Hashable) -> tuple[int, int]:
+        """The key's 64-bit hash (never 0, which marks an empty way) and its set's first word."""
+        key_hash = hash(key) & _MASK or 1
+        return key_hash, (key_hash & self._set_mask) * (_WAYS * _WORDS_PER_WAY)
+
     def changed(self, key: Hashable, fingerprint: int) -> bool:
         """True (and remember it) on first sight of ``key`` or when its fingerprint changed."""
-        key_hash = hash(key) & _MASK or 1  # 0 marks an empty way
+        key_hash, first = self._locate(key)
         value = fingerprint & _MASK
         words = self._words
-        first = (key_hash & self._set_mask) * (_WAYS * _WORDS_PER_WAY)
         second = first + _WORDS_PER_WAY
         if words[first] == key_hash:
             way = first
@@ -65,9 +69,8 @@ class SharedSeenTable:
 
     def forget(self, key: Hashable) -> None:
         """Drop ``key`` so its next call fires again (used when a send failed)."""
-        key_hash = hash(key) & _MASK or 1
+        key_hash, first = self._locate(key)
         words = self._words
-        first = (key_hash & self._set_mask) * (_WAYS * _WORDS_PER_WAY)
         for way in (first, first + _WORDS_PER_WAY):
             if words[way] == key_hash:
                 words[way] = 0
