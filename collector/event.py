@@ -51,6 +51,19 @@ WholeNumber: TypeAlias = Annotated[
     WithJsonSchema({"type": "integer", "minimum": -SAFE_INTEGER, "maximum": SAFE_INTEGER}),
 ]
 """An integer as JSON means it: ``3`` or ``3.0`` (JavaScript senders make no difference)."""
+EARLIEST_TIMESTAMP = -62_135_596_800_000
+"""0001-01-01T00:00:00Z in epoch ms: the first instant an ISO 8601 date (and a datetime) holds."""
+LATEST_TIMESTAMP = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z in epoch ms: the last one."""
+TIMESTAMP_RANGE = "must be epoch milliseconds between year 1 and 9999 (an ISO 8601 date)"
+
+Timestamp: TypeAlias = Annotated[
+    Annotated[StrictInt, Field(ge=EARLIEST_TIMESTAMP, le=LATEST_TIMESTAMP)]
+    | Annotated[FiniteFloat, Field(ge=EARLIEST_TIMESTAMP, le=LATEST_TIMESTAMP)],
+    Field(union_mode="left_to_right"),
+]
+"""Checked here, before an answer: Segment needs an ISO 8601 date, so year 10000 or ``1e300``
+could never be sent."""
 Property = TypeAliasType(
     "Property",
     Annotated[
@@ -141,7 +154,7 @@ class Event(TypedDict):
     trigger: NotRequired[StrictStr]
     entity: NotRequired[StrictStr]
     action: NotRequired[StrictStr]
-    timestamp: NotRequired[Number]
+    timestamp: NotRequired[Timestamp]
     timing: NotRequired[Number]
     group: NotRequired[StrictStr]
     count: NotRequired[WholeNumber]
@@ -216,6 +229,8 @@ def _field_errors(error: ValidationError) -> list[FieldError]:
             reason = "must be an object"
         elif any(str(part).startswith("function-after[_whole") for part in item["loc"]):
             reason = WHOLE_NUMBER
+        elif loc == ["timestamp"] and item["type"] in _RANGE_TYPES:
+            reason = TIMESTAMP_RANGE
         found.append(FieldError(".".join(loc), reason))
     return _dedupe(found)
 
@@ -229,6 +244,7 @@ def _is_union_tag(part: object) -> bool:
     )
 
 
+_RANGE_TYPES = {"greater_than_equal", "less_than_equal"}
 _NUMBER_REASONS = {"Input should be a valid integer", "Input should be a valid number"}
 
 
@@ -242,8 +258,9 @@ def _dedupe(errors: list[FieldError]) -> list[FieldError]:
     merged = []
     for path, error in by_path.items():
         reasons = {e.reason for e in errors if e.path == path}
-        if WHOLE_NUMBER in reasons:
-            merged.append(FieldError(path, WHOLE_NUMBER))
+        precise = next((r for r in (WHOLE_NUMBER, TIMESTAMP_RANGE) if r in reasons), None)
+        if precise is not None:
+            merged.append(FieldError(path, precise))
         elif reasons == _NUMBER_REASONS:
             merged.append(FieldError(path, "must be a number"))
         elif len(reasons) > 1:
