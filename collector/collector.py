@@ -13,13 +13,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, ValidationError
 
 from collector.consent import is_granted, merge_consent
+from collector.dead_letter import EVENTS_TEMPLATE, DeadLetterFile, dead_letter_path
 from collector.destination import (
     Destination,
     DestinationConfig,
     DestinationStats,
+    EventRejected,
     PushContext,
     ShutdownReport,
     Skipped,
@@ -62,19 +64,26 @@ class DestinationSetupError(ValueError):
 class ActiveDestination:
     """A destination with its compiled mapping, consent requirement and counters."""
 
-    __slots__ = ("consent", "destination", "id", "mapping", "stats")
+    __slots__ = ("consent", "dead_letter", "destination", "id", "mapping", "stats")
 
     def __init__(
         self,
         destination: Destination[Any],
         mapping: CompiledMapping,
         consent: Mapping[str, bool] | None = None,
+        dead_letter: DeadLetterFile | None = None,
     ) -> None:
         self.destination = destination
         self.id = destination.id
         self.mapping = mapping
         self.consent = dict(consent) if consent else None
         self.stats = DestinationStats()
+        self.dead_letter = dead_letter or DeadLetterFile(
+            dead_letter_path(EVENTS_TEMPLATE, self.id),
+            self.id,
+            key="event",
+            secrets=_secrets(destination.settings),
+        )
 
     def route(
         self, event: Mapping[str, Any], consent: Mapping[str, bool]
@@ -91,17 +100,28 @@ class ActiveDestination:
         context = PushContext(rule, result.data, consent, self.destination.logger, result.silent)
         return result.event, context
 
-    def deliver(self, event: Mapping[str, Any], consent: Mapping[str, bool]) -> str | Skipped:
-        """Run one event through this destination; never raises."""
+    def deliver(
+        self, event: Mapping[str, Any], consent: Mapping[str, bool]
+    ) -> str | Skipped | EventRejected:
+        """Run one event through this destination; never raises.
+
+        An event the destination refuses for good comes back as its
+        ``EventRejected``; one whose mapping or ``push`` raised is written to the
+        events dead-letter file with the reason, never only logged.
+        """
         try:
             routed = self.route(event, consent)
             if isinstance(routed, Skipped):
                 self.stats.skip(routed.reason)
                 return routed
             outcome = self.destination.push(*routed)
-        except Exception:
+        except EventRejected as refusal:
+            self.stats.rejected += 1
+            return refusal
+        except Exception as error:
             self.stats.failed += 1
             logger.exception("destination %s failed on event %r", self.id, event.get("name", ""))
+            self.dead_letter.write([dict(event)], f"push failed: {_one_line(error)}")
             return FAILED
         if outcome is None:
             self.stats.sent += 1
@@ -143,12 +163,28 @@ def build_destination(
     return ActiveDestination(destination, mapping, common.consent)
 
 
+def _secrets(settings: BaseModel) -> list[str]:
+    """The destination's secret settings, kept out of its dead-letter reasons."""
+    return [
+        value.get_secret_value()
+        for value in vars(settings).values()
+        if isinstance(value, SecretStr)
+    ]
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).splitlines()[0][:300] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
 @dataclass(slots=True)
 class PushResult:
     """The enriched event and what each destination did with it."""
 
     event: Event
-    outcomes: dict[str, str | Skipped]
+    outcomes: dict[str, str | Skipped | EventRejected]
+    refusals: list[tuple[str, EventRejected]] | None = None
+    """The destinations that refused the event for good, with why (None: none did)."""
 
 
 class Collector:
@@ -213,8 +249,39 @@ class Collector:
         """Validate, enrich and deliver one event to every destination."""
         event = self.prepare(raw)
         consent = event["consent"]
-        outcomes = {active.id: active.deliver(event, consent) for active in self.destinations}
-        return PushResult(event, outcomes)
+        outcomes: dict[str, str | Skipped | EventRejected] = {}
+        refusals = None
+        for active in self.destinations:
+            outcome = active.deliver(event, consent)
+            outcomes[active.id] = outcome
+            if type(outcome) is EventRejected:
+                refusals = [*(refusals or ()), (active.id, outcome)]
+        return PushResult(event, outcomes, refusals)
+
+    def reserve(self, events: int) -> str | None:
+        """Hold room for ``events`` in every destination (see ``Destination.reserve``).
+
+        None when all of them have room; else the id of the first that has not,
+        and nothing stays held.
+        """
+        held: list[Destination[Any]] = []
+        for active in self.destinations:
+            if not active.destination.reserve(events):
+                for destination in held:
+                    destination.release(events)
+                return active.id
+            held.append(active.destination)
+        return None
+
+    def release(self, events: int) -> None:
+        """Give back the room ``reserve(events)`` held."""
+        for active in self.destinations:
+            active.destination.release(events)
+
+    @property
+    def blocking(self) -> bool:
+        """Whether any destination's ``push`` may block (see ``Destination.blocking``)."""
+        return any(active.destination.blocking for active in self.destinations)
 
     def shutdown(self, timeout: float = 10.0) -> dict[str, ShutdownReport]:
         """Shut every destination down, sharing ``timeout`` seconds between them."""

@@ -1,14 +1,16 @@
-"""The dead-letter file: where a message goes when Segment will not take it.
+"""Dead-letter files: where what a destination could not deliver is kept, one JSON line each.
 
-Every message the SDK gives up on (a 4xx, retries exhausted, still queued or
-in flight at shutdown) is appended as one JSON line, so it can be inspected
-and sent again with ``flows replay``::
+A destination's undeliverable messages (Segment: a 4xx, retries exhausted,
+still queued or in flight at shutdown) go to ``dead-letter/{destination}.jsonl``
+and ``flows replay`` sends them again; an event whose ``push`` raised goes to
+``dead-letter/{destination}.events.jsonl`` (the walkerOS event, to post again)::
 
     {"time": "...Z", "destination": "segment", "reason": "...", "message": {...}}
+    {"time": "...Z", "destination": "webhook", "reason": "...", "event": {...}}
 
-It is written from SDK consumer threads: writes are serialised, flushed and
-synced one batch at a time (a crash keeps what was written), the file is opened
-only on the first failure (a healthy flow never needs a writable directory), and
+Writes come from several threads: they are serialised, flushed and synced one
+batch at a time (a crash keeps what was written), the file is opened only on
+the first failure (a healthy flow never needs a writable directory), and
 nothing here raises into the caller; a write that fails is logged and counted.
 """
 
@@ -26,13 +28,12 @@ from typing import IO, Any, Final
 
 import orjson
 
-from destination_segment.redaction import redact
-
-logger = logging.getLogger("flows.destination.segment")
+logger = logging.getLogger("flows.dead_letter")
 
 #: Base directory for a relative ``deadLetterFile`` (default: the working directory).
 DIR_ENV: Final = "FLOWS_DEAD_LETTER_DIR"
 DEFAULT_TEMPLATE: Final = "dead-letter/{destination}.jsonl"
+EVENTS_TEMPLATE: Final = "dead-letter/{destination}.events.jsonl"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -53,18 +54,31 @@ def dead_letter_path(
     return path
 
 
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every non-empty secret replaced."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+REDACTED: Final = "[redacted]"
+
+
 def utc_now() -> str:
     """ISO-8601 UTC with milliseconds and ``Z``, as Segment writes timestamps."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def dead_letter_line(destination: str, reason: str, message: Any, time: str | None = None) -> bytes:
+def dead_letter_line(
+    destination: str, reason: str, message: Any, time: str | None = None, key: str = "message"
+) -> bytes:
     """One dead-letter record as a JSON line (``flows replay`` writes the same format)."""
     record = {
         "time": time or utc_now(),
         "destination": destination,
         "reason": reason,
-        "message": message,
+        key: message,
     }
     return orjson.dumps(
         record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS, default=str
@@ -72,11 +86,14 @@ def dead_letter_line(destination: str, reason: str, message: Any, time: str | No
 
 
 class DeadLetterFile:
-    """Appends undeliverable messages of one destination to a JSON-lines file."""
+    """Appends undeliverable messages (or events: ``key="event"``) of one destination to a file."""
 
-    def __init__(self, path: Path, destination: str, *, secrets: Iterable[str] = ()) -> None:
+    def __init__(
+        self, path: Path, destination: str, *, secrets: Iterable[str] = (), key: str = "message"
+    ) -> None:
         self.path = path
         self.destination = destination
+        self.key = key
         self.lines_written = 0
         self.write_failures = 0  # messages that could not be written (logged)
         self._secrets = tuple(s for s in secrets if s)
@@ -91,7 +108,8 @@ class DeadLetterFile:
             reason = redact(reason, self._secrets)
             time = utc_now()
             data = b"".join(
-                dead_letter_line(self.destination, reason, message, time) for message in messages
+                dead_letter_line(self.destination, reason, message, time, self.key)
+                for message in messages
             )
             with self._lock:
                 file = self._open()
@@ -117,9 +135,10 @@ class DeadLetterFile:
                 file.close()
         with contextlib.suppress(Exception):
             logger.error(
-                "segment: %d undeliverable message(s) LOST: cannot write dead-letter file %s: "
-                "%s (messageIds: %s)",
+                "%s: %d undeliverable %s(s) LOST: cannot write dead-letter file %s: %s (ids: %s)",
+                self.destination,
                 count,
+                self.key,
                 self.path,
                 redact(str(error) or type(error).__name__, self._secrets),
                 _ids(messages),
@@ -135,6 +154,9 @@ class DeadLetterFile:
 
 def _ids(messages: list[dict[str, Any]], limit: int = 20) -> str:
     """The messageIds for a log line, so lost messages can at least be traced."""
-    ids = [str(m.get("messageId")) if isinstance(m, dict) else "?" for m in messages[:limit]]
+    ids = [
+        str(m.get("messageId") or m.get("id")) if isinstance(m, dict) else "?"
+        for m in messages[:limit]
+    ]
     more = len(messages) - limit
     return ", ".join(ids) + (f" (+{more} more)" if more > 0 else "")

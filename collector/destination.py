@@ -59,6 +59,19 @@ class Skipped:
     reason: str
 
 
+class EventRejected(Exception):  # noqa: N818  # it names an outcome, like Skipped
+    """A destination refuses an event for good: sent again, it would fail the same way.
+
+    ``push`` raises it before queueing anything of the event (a Segment message
+    over 32 KB, say), so the source can still answer that event as rejected
+    (400, with ``reason``) instead of accepting what can never be delivered.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(slots=True)
 class ShutdownReport:
     """How a destination's shutdown went: what it could not deliver in time."""
@@ -84,6 +97,10 @@ class Destination(ABC, Generic[SettingsT]):
 
     type: ClassVar[str]
     Settings: ClassVar[builtins.type[BaseModel]]
+    blocking: ClassVar[bool] = True
+    """Whether ``push`` may block (network, disk). The http source then runs it on a
+    worker thread, so the event loop keeps serving; only a ``push`` that returns in
+    microseconds (it queues in memory, as the Segment destination does) sets False."""
 
     def __init__(self, settings: SettingsT, *, destination_id: str | None = None) -> None:
         self.settings = settings
@@ -122,6 +139,18 @@ class Destination(ABC, Generic[SettingsT]):
         """Check the destination can be reached, without sending data."""
         return ConnectionReport(True, "nothing to check")
 
+    def reserve(self, events: int) -> bool:
+        """Hold room for the messages of ``events`` more events until ``release``.
+
+        False when there is no room now: the http source then answers 503 with
+        Retry-After instead of accepting events a full queue would drop. It is
+        called after a request was parsed, before any of its events is pushed.
+        """
+        return True
+
+    def release(self, events: int) -> None:
+        """Give back what ``reserve(events)`` held, once those events were pushed."""
+
     def backlog(self) -> float:
         """How full the outgoing queue is (0.0-1.0); sources refuse work near 1.0."""
         return 0.0
@@ -136,7 +165,11 @@ class DestinationStats:
     """Per-destination counters kept by the collector."""
 
     sent: int = 0
+    """Events handed on (``push`` returned None): metrics call them ``queued``."""
     failed: int = 0
+    """Events whose ``push`` raised; each is written to the events dead-letter file."""
+    rejected: int = 0
+    """Events the destination refused (``EventRejected``), answered as rejected."""
     skipped: dict[str, int] = field(default_factory=dict)
 
     def skip(self, reason: str) -> None:

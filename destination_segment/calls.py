@@ -95,6 +95,17 @@ class CallPlan:
             groups=SeenCache(settings.dedup_cache_size),
         )
 
+    def calls_per_event(self, rule: RuleSettings | None) -> int:
+        """The most calls an event matching ``rule`` (None: no rule settings) can make."""
+        rule = rule or _NO_RULE
+        return (
+            1  # track
+            + bool(rule.identify or self.identify)
+            + bool(rule.group or self.group)
+            + (rule.page is not None)
+            + (rule.screen is not None)
+        )
+
     def build(self, event: Mapping[str, Any], context: PushContext) -> list[SegmentCall] | None:
         """The ordered calls for one event (identify, group, page, screen, track).
 

@@ -11,6 +11,7 @@ shutdown that flushes within a time limit (the SDK's flush has none).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -26,10 +27,23 @@ from collector.destination import ShutdownReport
 from destination_segment.calls import SegmentCall
 from destination_segment.consumer import ShutdownSafeConsumer, StoppedBeforeDeliveryError
 from destination_segment.redaction import RedactSecret, first_line
-from destination_segment.sdk_client import FastEnqueueClient
+from destination_segment.sdk_client import FastEnqueueClient, MessageTooLargeError, preview_client
 from destination_segment.settings import SegmentSettings
 
 logger = logging.getLogger("flows.destination.segment")
+MAX_MESSAGE_SIZE = 32 * 1024
+Staged = tuple[dict[str, Any], int]
+"""A message as the SDK would queue it, and its encoded size."""
+
+
+class CallRejected(Exception):  # noqa: N818  # an outcome, as EventRejected
+    """The SDK would refuse this call for good (over 32 KB, a bad id); ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 IN_FLIGHT_AT_DEADLINE = "shutdown: upload still in flight at the deadline (it may yet arrive)"
 
 
@@ -69,6 +83,8 @@ class SegmentClient:
         self._lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._accounting = threading.Lock()  # see consumer.py: a batch is counted once
+        self._room = threading.Lock()
+        self._reserved = 0  # queue room held by requests being pushed (see reserve)
         _install_redaction(self._write_key)
 
     # -- the SDK client, per process --------------------------------------------------------
@@ -86,11 +102,16 @@ class SegmentClient:
         }
         client = FastEnqueueClient(
             write_key=self._write_key,
-            max_queue_size=settings.max_queue_size,
+            # Unbounded: maxQueueSize is kept by reserve/put, so neither an admitted
+            # request nor a batch the SDK re-queues (Retry-After) can find it full.
+            max_queue_size=0,
             send=not settings.disable,
             thread=0,  # no SDK consumer: ours below report what shutdown interrupts
             **common,
         )
+        # The SDK joins its consumers at exit with no time limit, so a hanging upload
+        # would hold the process past its shutdown deadline; shutdown() joins ours.
+        atexit.unregister(client.join)
         consumers: list[Consumer] = []
         if not settings.disable:
             # The SDK's own thread>1 keeps only the last consumer; make and track ours.
@@ -131,28 +152,71 @@ class SegmentClient:
 
     # -- sending ----------------------------------------------------------------------------
 
-    def send(self, call: SegmentCall) -> bool:
-        """Hand one call to the SDK; False (counted, logged) when it was not queued."""
+    def stage(self, call: SegmentCall) -> Staged:
+        """The message the SDK would queue for ``call``, checked, not yet queued.
+
+        Raises CallRejected (counted) where the SDK would refuse it: a message
+        over 32 KB or a bad id. Sending it again would fail the same way.
+        """
         try:
-            queued, _message = self.client().enqueue_call(call.type, call.params)
-        except (AssertionError, RuntimeError) as error:
-            # The SDK rejects bad ids and messages over 32 KB by raising.
-            with self._stats_lock:
-                self.stats.rejected += 1
-            logger.error("segment %s call rejected by the SDK: %s", call.type, first_line(error))
-            return False
-        if not queued:
+            return self.client().stage(call.type, call.params)
+        except MessageTooLargeError as error:
+            reason = (
+                f"the {call.type} message is {error.size} bytes, over Segment's 32 KB limit "
+                f"({MAX_MESSAGE_SIZE} bytes); send less data"
+            )
+        except (AssertionError, RuntimeError) as error:  # the SDK refuses bad ids by raising
+            reason = f"the SDK refuses the {call.type} call: {first_line(error)[:200]}"
+        with self._stats_lock:
+            self.stats.rejected += 1
+        raise CallRejected(reason)
+
+    def put(self, staged: Staged) -> bool:
+        """Queue a staged message; False (counted, logged) when it had no room.
+
+        A request the http source admitted holds room (``reserve``), so its
+        messages always fit; only a push outside a reservation can be dropped.
+        """
+        if not self._reserved and self.queue_depth() >= self.settings.max_queue_size:
             with self._stats_lock:
                 self.stats.dropped_queue_full += 1
             logger.warning(
                 "segment queue is full (maxQueueSize=%d): %s call dropped",
                 self.settings.max_queue_size,
-                call.type,
+                staged[0].get("type"),
             )
             return False
+        self.client().put(*staged)
         with self._stats_lock:
             self.stats.enqueued += 1
         return True
+
+    def send(self, call: SegmentCall) -> bool:
+        """Hand one call to the SDK; False (counted, logged) when it was not queued."""
+        try:
+            staged = self.stage(call)
+        except CallRejected as refusal:
+            logger.error("segment %s call rejected: %s", call.type, refusal.reason)
+            return False
+        return self.put(staged)
+
+    def reserve(self, messages: int) -> bool:
+        """Hold queue room for ``messages`` until ``release``; False when it has none now.
+
+        Room is what ``maxQueueSize`` leaves beside the queued messages and the
+        other reservations. One request larger than the whole queue is let in
+        when nothing else is queued or held, so it cannot be refused forever.
+        """
+        with self._room:
+            held = self._reserved + self.queue_depth()
+            if held + messages > self.settings.max_queue_size and held:
+                return False
+            self._reserved += messages
+            return True
+
+    def release(self, messages: int) -> None:
+        with self._room:
+            self._reserved -= messages
 
     def queue_depth(self) -> int:
         client = self._client
@@ -229,15 +293,9 @@ class SegmentClient:
         return sum(1 for c in self._consumers if c.is_alive())
 
 
-_preview_client: FastEnqueueClient | None = None
-
-
 def render_message(call: SegmentCall) -> dict[str, Any]:
     """The exact message a push would queue for ``call`` (as posted in /v1/batch)."""
-    global _preview_client
-    if _preview_client is None:
-        _preview_client = FastEnqueueClient(write_key="preview", send=False, sync_mode=True)
-    return _preview_client.render(call.type, call.params)
+    return preview_client().render(call.type, call.params)
 
 
 def _drain(queue: Any) -> list[dict[str, Any]]:

@@ -6,17 +6,18 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from collector.dead_letter import DeadLetterFile, dead_letter_path
 from collector.destination import (
     ConnectionReport,
     Destination,
+    EventRejected,
     PushContext,
     ShutdownReport,
     Skipped,
 )
 from destination_segment.calls import CallPlan, RuleSettings, SegmentCall, compile_rule_settings
 from destination_segment.check import check_connection
-from destination_segment.client import SegmentClient, render_message
-from destination_segment.deadletter import DeadLetterFile, dead_letter_path
+from destination_segment.client import CallRejected, SegmentClient, render_message
 from destination_segment.settings import SegmentSettings
 from destination_segment.shared_seen import SharedSeenTable
 
@@ -29,6 +30,7 @@ class SegmentDestination(Destination[SegmentSettings]):
 
     type = "segment"
     Settings = SegmentSettings
+    blocking = False  # push only queues; the SDK's own threads upload
 
     def __init__(self, settings: SegmentSettings, *, destination_id: str | None = None) -> None:
         super().__init__(settings, destination_id=destination_id)
@@ -44,6 +46,8 @@ class SegmentDestination(Destination[SegmentSettings]):
             settings, on_failure=self.dead_letter.write if self.dead_letter else None
         )
         self.skipped_no_identity = 0
+        self.max_calls = self.plan.calls_per_event(None)
+        """The most calls one event can make (rules raise it as they compile): queue room."""
 
     def before_fork(self, workers: int) -> None:
         """One identify/group memory for all workers, so a user is not identified once per worker."""
@@ -52,7 +56,9 @@ class SegmentDestination(Destination[SegmentSettings]):
         self.plan.groups = SharedSeenTable(size)
 
     def compile_rule_settings(self, settings: dict[str, Any], path: str) -> RuleSettings:
-        return compile_rule_settings(settings, path)
+        compiled = compile_rule_settings(settings, path)
+        self.max_calls = max(self.max_calls, self.plan.calls_per_event(compiled))
+        return compiled
 
     def calls(self, event: Mapping[str, Any], context: PushContext) -> list[SegmentCall] | None:
         """The calls this event makes (None: no identity), without sending them."""
@@ -82,11 +88,24 @@ class SegmentDestination(Destination[SegmentSettings]):
             return NO_IDENTITY
         if self.settings.disable:
             return DISABLED
-        send = self.client.send
-        for call in calls:
-            if not send(call):
+        client = self.client
+        try:  # every message checked before any is queued: an event goes whole or not at all
+            staged = [client.stage(call) for call in calls]
+        except CallRejected as refusal:
+            for call in calls:
+                self.plan.forget(call)
+            raise EventRejected(refusal.reason) from None
+        for call, message in zip(calls, staged, strict=True):
+            if not client.put(message):
                 self.plan.forget(call)
         return None
+
+    def reserve(self, events: int) -> bool:
+        return self.settings.disable or self.client.reserve(events * self.max_calls)
+
+    def release(self, events: int) -> None:
+        if not self.settings.disable:
+            self.client.release(events * self.max_calls)
 
     def shutdown(self, timeout: float) -> ShutdownReport:
         report = self.client.shutdown(timeout)

@@ -10,15 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-REDACTED = "[redacted]"
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every non-empty secret replaced."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
-    return text
+from collector.dead_letter import redact
 
 
 def first_line(error: BaseException, secrets: Iterable[str] = ()) -> str:

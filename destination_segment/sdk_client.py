@@ -128,6 +128,33 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
             return getattr(self, kind)(**sdk_arguments(params))  # type: ignore[no-any-return]
         return self._queue(*copied)
 
+    def stage(self, kind: str, params: dict[str, Any]) -> tuple[dict[str, Any], int]:
+        """The message ``enqueue_call`` would queue and its size, queueing nothing yet.
+
+        Raises what ``enqueue_call`` would (a message over 32 KB, a bad id), so
+        every message of an event can be checked before any is queued (``put``).
+        """
+        copied = self._copied(kind, params) if self.send and not self.sync_mode else None
+        if copied is None:  # only the SDK's own method knows this message: let it build it
+            message = preview_client().render(kind, params)
+            return message, len(SDK_ENCODER.encode(message))
+        message, bound = copied
+        return message, _checked_size(message, bound)
+
+    def put(self, message: dict[str, Any], size: int) -> bool:
+        """Queue a message ``stage`` made; False when the queue is full."""
+        key = id(message)
+        self.message_sizes[key] = size
+        try:
+            self.queue.put(message, block=False)
+        except queue.Full:
+            self.message_sizes.pop(key, None)
+            self.log.warning("analytics-python queue is full")
+            return False
+        if self.log.isEnabledFor(logging.DEBUG):
+            self.log.debug("enqueued %s: %s", message["type"], message)
+        return True
+
     def render(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
         """The message ``enqueue_call`` would queue for these fields, queueing nothing.
 
@@ -155,21 +182,7 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
 
     def _queue(self, message: dict[str, Any], bound: int) -> tuple[bool, dict[str, Any]]:
         """Queue a message the fast path copied; ``bound`` is above its encoded size."""
-        size = _checked_size(message, bound)
-        debug = self.log.isEnabledFor(logging.DEBUG)
-        if debug:
-            self.log.debug("queueing: %s", message)
-        key = id(message)
-        self.message_sizes[key] = size
-        try:
-            self.queue.put(message, block=False)
-        except queue.Full:
-            self.message_sizes.pop(key, None)
-            self.log.warning("analytics-python queue is full")
-            return False, message
-        if debug:
-            self.log.debug("enqueued %s.", message["type"])
-        return True, message
+        return self.put(message, _checked_size(message, bound)), message
 
     def _built(self, kind: str, params: dict[str, Any]) -> dict[str, Any] | None:
         """The message the SDK's ``kind`` method would queue for ``params`` (not yet copied),
@@ -286,16 +299,35 @@ def _plain_envelope(
     )
 
 
+class MessageTooLargeError(RuntimeError):
+    """The SDK's error for a message over 32 KB (same arguments), with the size measured."""
+
+    def __init__(self, message: dict[str, Any], size: int) -> None:
+        super().__init__(
+            "Message exceeds %skb limit. (%s)", str(MAX_MSG_SIZE // 1024), str(message)
+        )
+        self.size = size
+
+
 def _checked_size(message: dict[str, Any], bound: int) -> int:
     """``bound``, or the exact size where the bound passes 32 KB; past 32 KB, the SDK's error."""
     if bound <= MAX_MSG_SIZE:
         return bound
     size = len(SDK_ENCODER.encode(message))
     if size > MAX_MSG_SIZE:
-        raise RuntimeError(  # the SDK's own error and arguments
-            "Message exceeds %skb limit. (%s)", str(MAX_MSG_SIZE // 1024), str(message)
-        )
+        raise MessageTooLargeError(message, size)
     return size
+
+
+_preview: FastEnqueueClient | None = None
+
+
+def preview_client() -> FastEnqueueClient:
+    """A client that builds messages exactly as a real one would and never sends them."""
+    global _preview
+    if _preview is None:
+        _preview = FastEnqueueClient(write_key="preview", send=False, sync_mode=True)
+    return _preview
 
 
 def _is_id(value: Any) -> bool:

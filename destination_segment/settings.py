@@ -14,8 +14,8 @@ from pydantic import (
     field_validator,
 )
 
+from collector.dead_letter import DEFAULT_TEMPLATE
 from collector.mapping_config import ValueConfig
-from destination_segment.deadletter import DEFAULT_TEMPLATE
 
 SEGMENT_HOST = "https://api.segment.io"
 SEGMENT_EU_HOST = "https://events.eu1.segmentapis.com"

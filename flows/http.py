@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from collector.collector import Collector
+from collector.destination import EventRejected
 from collector.event import EventValidationError, FieldError
 from collector.mapping import MappingContext, Resolver, compile_value
 from collector.paths import UNDEFINED, Setter, compile_setter
@@ -32,6 +33,7 @@ from flows.http_input import (
 )
 from flows.http_settings import HttpSettings
 from flows.metrics import SharedSnapshots, metrics_renderer, snapshot
+from flows.worker_threads import WorkerThreads
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -104,6 +106,8 @@ class CollectorApp:
         self.metrics_enabled = settings.metrics
         self.status_enabled = settings.status
         self.shutting_down = False
+        self.workers = WorkerThreads() if collector.blocking else None
+        """Where pushes run when a destination may block; None: on the event loop."""
         self._metrics: Callable[[], bytes] | None = None
 
     # -- ASGI entry --------------------------------------------------------------------------
@@ -157,7 +161,7 @@ class CollectorApp:
             if method == "POST":
                 status, body, extra = await self._post(scope, headers, receive)
             elif method == "GET":
-                status, body, extra = self._pixel(scope, headers)
+                status, body, extra = await self._pixel(scope, headers)
             elif method == "OPTIONS":
                 status, body, extra = 204, b"", self.cors.preflight(headers) if self.cors else []
             else:
@@ -234,9 +238,9 @@ class CollectorApp:
             events = parse_body(body, self.limits)
         except BadRequestError as error:
             return _error(error.status, error.reason)
-        return self._accept(events, scope, headers, checked=body_within(body, self.limits))
+        return await self._admit(events, scope, headers, checked=body_within(body, self.limits))
 
-    def _pixel(
+    async def _pixel(
         self, scope: Scope, headers: list[tuple[bytes, bytes]]
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
         gif = [(b"content-type", b"image/gif")]
@@ -248,8 +252,8 @@ class CollectorApp:
             event = parse_pixel_query(scope["query_string"].decode("latin-1"), self.limits)
         except BadRequestError as error:
             return error.status, GIF, gif
-        status, _body, _ = self._accept([event], scope, headers)
-        return status, GIF, gif
+        status, _body, extra = await self._admit([event], scope, headers)
+        return status, GIF, [*(h for h in extra if h[0] == b"retry-after"), *gif]
 
     def _refuse(
         self, headers: list[tuple[bytes, bytes]]
@@ -288,6 +292,47 @@ class CollectorApp:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
+    async def _admit(
+        self,
+        events: list[Any],
+        scope: Scope,
+        headers: list[tuple[bytes, bytes]],
+        checked: bool = False,
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """Hold queue room for the whole request, then push it; else 503 and nothing taken.
+
+        Decided once the body is in, with the room held (``Collector.reserve``)
+        until every event was pushed: what is answered 200 always fits, however
+        many requests arrive together. Nothing is awaited between the check and
+        the pushes but the worker thread of a blocking destination.
+        """
+        count = len(events)
+        busy = self.collector.reserve(count)
+        if busy is None and self.workers is not None and self.workers.busy:
+            self.collector.release(count)
+            busy = "with a blocking push"
+        if busy is not None:
+            self.stats.overloaded += 1
+            return _overloaded(
+                f"destination {busy} has no room for {count} more event(s)", self.retry_after
+            )
+        if self.workers is None:
+            return self._accept_held(events, scope, headers, checked)
+        return await self.workers.run(self._accept_held, events, scope, headers, checked)
+
+    def _accept_held(
+        self,
+        events: list[Any],
+        scope: Scope,
+        headers: list[tuple[bytes, bytes]],
+        checked: bool,
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """``_accept``, then give back the room ``_admit`` held for it."""
+        try:
+            return self._accept(events, scope, headers, checked)
+        finally:
+            self.collector.release(len(events))
+
     def _accept(
         self,
         events: list[Any],
@@ -311,9 +356,12 @@ class CollectorApp:
             if ingest and isinstance(raw, dict):
                 raw = _with_ingest(raw, ingest)
             try:
-                push(raw)
+                refusals = push(raw).refusals
             except EventValidationError as error:
                 rejected.append(_rejection(index, error.errors))
+                continue
+            if refusals is not None:  # a destination can never send it: say so now
+                rejected.append(_rejection(index, _refused(refusals)))
                 continue
             accepted += 1
         stats.accepted += accepted
@@ -353,6 +401,10 @@ def _rejection(index: int, errors: Any) -> dict[str, Any]:
         "index": index,
         "errors": [{"path": e.path, "reason": e.reason} for e in errors],
     }
+
+
+def _refused(refusals: list[tuple[str, EventRejected]]) -> list[FieldError]:
+    return [FieldError(f"destinations.{where}", refusal.reason) for where, refusal in refusals]
 
 
 def _error(status: int, reason: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:

@@ -20,7 +20,7 @@ from typing import IO, Any
 from segment.analytics.consumer import BATCH_SIZE_LIMIT, MAX_MSG_SIZE
 from segment.analytics.request import post
 
-from destination_segment.deadletter import dead_letter_line
+from collector.dead_letter import dead_letter_line
 from destination_segment.redaction import RedactSecret, first_line
 from destination_segment.settings import SegmentSettings
 

@@ -35,6 +35,15 @@ def serving(
 ) -> Iterator[Served]:
     """A collector with a Segment destination behind the http source, listening on 127.0.0.1."""
     collector, active = segment_flow(receiver_url, segment, **config)
+    with serving_collector(collector, http) as (url, source):
+        yield Served(url, collector, active, source)
+
+
+@contextmanager
+def serving_collector(
+    collector: Collector, http: dict[str, Any] | None = None
+) -> Iterator[tuple[str, HttpSource]]:
+    """Any collector behind the http source on 127.0.0.1: yields (base URL, source)."""
     source = HttpSource(HttpSettings.model_validate({"host": "127.0.0.1", **(http or {})}))
     server = make_server(source.app(collector), shutdown_timeout=5)
     sock = bind("127.0.0.1", 0)
@@ -42,7 +51,7 @@ def serving(
     thread.start()
     try:
         assert server.listening.wait(10), "the server did not start"
-        yield Served(address(sock), collector, active, source)
+        yield address(sock), source
     finally:
         server.should_exit = True
         thread.join(10)

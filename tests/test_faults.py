@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from collector.collector import ActiveDestination
-from destination_segment.deadletter import DIR_ENV, DeadLetterFile, dead_letter_path
+from collector.dead_letter import DIR_ENV, DeadLetterFile, dead_letter_path
 from destination_segment.receiver import SegmentReceiver
 from tests.cli_helpers import DEMO_FLOW, free_port, run_flows
 from tests.segment_helpers import WRITE_KEY, segment_flow
