@@ -97,7 +97,7 @@ class CollectorApp:
         )
         self.high_water = settings.queue_high_water
         self.retry_after = str(settings.retry_after).encode()
-        self.cors = cors_from(settings.cors)
+        self.cors = cors_from(settings.cors, settings.auth.header if settings.auth else None)
         self.auth_header = settings.auth.header.lower().encode() if settings.auth else None
         self.auth_token = settings.auth.token.get_secret_value().encode() if settings.auth else b""
         self.ingest = _compile_ingest(settings.ingest)
