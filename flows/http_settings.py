@@ -155,6 +155,14 @@ class HttpSettings(BaseModel):
     host: StrictStr = Field("0.0.0.0", description="Listen address")
     path: StrictStr = Field("/collect", description="Path that takes events (POST; GET: pixel)")
     cors: StrictBool | CorsSettings = Field(True, description="CORS for browsers; false disables")
+    check_origin: StrictBool | Literal["strict"] = Field(
+        False,
+        alias="checkOrigin",
+        description=(
+            "Refuse (403) posts and pixels whose Origin, else Referer, is not in cors.origin; "
+            '"strict" also refuses requests with neither header'
+        ),
+    )
     max_batch_size: int = Field(
         100, alias="maxBatchSize", ge=1, le=10_000, description="Events per request"
     )
@@ -188,6 +196,22 @@ class HttpSettings(BaseModel):
     auth: AuthSettings | None = Field(None, description="Require a shared-secret header")
     metrics: StrictBool = Field(True, description="Serve Prometheus metrics at /metrics")
     status: StrictBool = Field(True, description="Serve /health and /ready (as walkerOS does)")
+
+    @field_validator("check_origin")
+    @classmethod
+    def _check_needs_listed_origins(
+        cls, check: bool | Literal["strict"], info: ValidationInfo
+    ) -> bool | Literal["strict"]:
+        """The check compares against cors.origin, so it needs real origins there."""
+        cors = info.data.get("cors")
+        if check is False or cors is None:
+            return check
+        if isinstance(cors, bool) or cors.any_origin:
+            raise ValueError(
+                "needs the allowed origins listed in cors.origin, e.g. "
+                '"cors": {"origin": ["https://shop.example"]}'
+            )
+        return check
 
     @field_validator("path")
     @classmethod

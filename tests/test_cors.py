@@ -180,3 +180,118 @@ def test_a_configured_header_list_is_what_every_preflight_gets(
     with serving(segment_receiver.url, http=http) as served:
         answer = preflight(client, served.collect, "x-anything")
     assert answer.headers["access-control-allow-headers"] == "Content-Type, traceparent"
+
+
+# -- checkOrigin ---------------------------------------------------------------------------
+
+CHECKED = {"cors": {"origin": [SHOP]}, "checkOrigin": True}
+STRICT = {**CHECKED, "checkOrigin": "strict"}
+
+
+def beacon(client: httpx.Client, url: str, event_id: str, **headers: str) -> httpx.Response:
+    """What navigator.sendBeacon sends: a text/plain POST, no preflight."""
+    body = json.dumps(event(event_id))
+    return client.post(url, content=body, headers={"content-type": "text/plain", **headers})
+
+
+def refused_because(answer: httpx.Response, origin: str) -> None:
+    assert answer.status_code == 403
+    assert answer.json() == {
+        "ok": False,
+        "error": f"origin {origin} is not allowed; add it to cors.origin",
+    }
+
+
+def test_check_origin_needs_a_list_of_origins() -> None:
+    for cors in (True, False, {"origin": "*"}, {"origin": ["*", SHOP]}):
+        errors = config_errors({"cors": cors, "checkOrigin": True})
+        assert f"{SETTINGS}.checkOrigin: needs the allowed origins listed in cors.origin" in errors
+    assert "checkOrigin" in config_errors({"checkOrigin": "strict"})
+    assert "checkOrigin" in config_errors({**CHECKED, "checkOrigin": "yes"})
+
+
+def test_a_beacon_from_another_site_is_refused_and_never_delivered(
+    segment_receiver: SegmentReceiver, client: httpx.Client
+) -> None:
+    with serving(segment_receiver.url, http=CHECKED) as served:
+        refused = beacon(client, served.collect, "evil1", origin="https://evil.example")
+        allowed = beacon(client, served.collect, "shop1", origin=SHOP)
+        ids = {m["messageId"] for m in segment_receiver.wait_for(1)}
+    refused_because(refused, "https://evil.example")
+    assert refused.headers["vary"] == "Origin"  # the CORS headers go out with the 403
+    assert allowed.status_code == 200
+    assert allowed.headers["access-control-allow-origin"] == SHOP
+    assert ids == {"shop1-track"}
+
+
+def test_look_alike_origins_are_refused(
+    segment_receiver: SegmentReceiver, client: httpx.Client
+) -> None:
+    with serving(segment_receiver.url, http=CHECKED) as served:
+        for origin in LOOK_ALIKES:
+            refused_because(beacon(client, served.collect, "la", origin=origin), origin)
+
+
+def test_the_origin_is_checked_before_the_body_is_read(
+    segment_receiver: SegmentReceiver, client: httpx.Client
+) -> None:
+    with serving(segment_receiver.url, http={**CHECKED, "maxBodySize": 1024}) as served:
+        big = client.post(
+            served.collect,
+            content=b"x" * 4096,
+            headers={"origin": "https://evil.example", "content-type": "image/png"},
+        )
+    refused_because(big, "https://evil.example")  # not 413 or 415: nothing was read
+
+
+def test_referer_stands_in_for_a_missing_origin(
+    segment_receiver: SegmentReceiver, client: httpx.Client
+) -> None:
+    with serving(segment_receiver.url, http=CHECKED) as served:
+        cart = beacon(client, served.collect, "r1", referer=f"{SHOP}/cart?x=1")
+        home = beacon(client, served.collect, "r2", referer=f"{SHOP}/")
+        bare = beacon(client, served.collect, "r3", referer=SHOP)
+        evil = beacon(client, served.collect, "r4", referer="https://shop.example.evil.com/")
+        userinfo = beacon(client, served.collect, "r5", referer=f"{SHOP}@evil.example/")
+        query = beacon(client, served.collect, "r6", referer=f"https://evil.example?{SHOP}/")
+        origin_wins = beacon(
+            client, served.collect, "r7", origin="https://evil.example", referer=f"{SHOP}/"
+        )
+    assert [cart.status_code, home.status_code, bare.status_code] == [200, 200, 200]
+    refused_because(evil, "https://shop.example.evil.com")
+    refused_because(userinfo, f"{SHOP}@evil.example")
+    refused_because(query, "https://evil.example?https:")
+    refused_because(origin_wins, "https://evil.example")
+
+
+def test_requests_with_neither_header_pass_unless_strict(
+    segment_receiver: SegmentReceiver, client: httpx.Client
+) -> None:
+    with serving(segment_receiver.url, http=CHECKED) as served:
+        assert beacon(client, served.collect, "s1").status_code == 200
+    with serving(segment_receiver.url, http=STRICT) as served:
+        strict = beacon(client, served.collect, "s2")
+        listed = beacon(client, served.collect, "s3", origin=SHOP)
+    assert strict.status_code == 403
+    assert strict.json()["error"] == (
+        'no Origin or Referer header; checkOrigin "strict" refuses such requests'
+    )
+    assert listed.status_code == 200
+
+
+def test_the_pixel_is_checked_too(segment_receiver: SegmentReceiver, client: httpx.Client) -> None:
+    query = {"name": "product view", "id": "px-evil", "user[id]": "u1"}
+    with serving(segment_receiver.url, http=CHECKED) as served:
+        refused = client.get(
+            served.collect, params=query, headers={"referer": "https://evil.example/"}
+        )
+        allowed = client.get(
+            served.collect, params={**query, "id": "px-shop"}, headers={"referer": f"{SHOP}/p"}
+        )
+        ids = {m["messageId"] for m in segment_receiver.wait_for(1)}
+        preflight_answer = preflight(client, served.collect, "content-type")
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "image/gif"  # an img gets its GIF, as always
+    assert allowed.status_code == 200
+    assert ids == {"px-shop-track"}
+    assert preflight_answer.status_code == 204  # only posts and pixels are checked
