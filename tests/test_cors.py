@@ -13,7 +13,8 @@ import pytest
 from destination_segment.receiver import SegmentReceiver
 from flows.config import FlowError, resolve_flow
 from flows.cors import Cors
-from flows.http_settings import CorsSettings
+from flows.http_settings import CorsSettings, HttpSettings
+from flows.openapi import openapi_document
 from tests.cli_helpers import DEMO_FLOW
 from tests.http_helpers import serving
 
@@ -295,3 +296,13 @@ def test_the_pixel_is_checked_too(segment_receiver: SegmentReceiver, client: htt
     assert allowed.status_code == 200
     assert ids == {"px-shop-track"}
     assert preflight_answer.status_code == 204  # only posts and pixels are checked
+
+
+def test_openapi_documents_the_403_only_when_origins_are_checked() -> None:
+    checked = openapi_document(HttpSettings.model_validate(CHECKED))["paths"]["/collect"]
+    plain = openapi_document(HttpSettings.model_validate({}))["paths"]["/collect"]
+    for operation in ("post", "get"):
+        assert "403" in checked[operation]["responses"]
+        assert "403" not in plain[operation]["responses"]
+    assert "application/json" in checked["post"]["responses"]["403"]["content"]
+    assert "image/gif" in checked["get"]["responses"]["403"]["content"]
