@@ -75,3 +75,15 @@ def cors_from(setting: bool | CorsSettings, auth_header: str | None = None) -> C
     if setting is False:
         return None
     return Cors(CorsSettings.model_validate({}) if setting is True else setting, auth_header)
+
+
+def trace_header_warning(setting: bool | CorsSettings) -> str | None:
+    """Why a ``cors.headers`` list without ``traceparent`` blocks walkerOS's api destination."""
+    if isinstance(setting, bool) or setting.headers is None:
+        return None
+    if "traceparent" in {name.lower() for name in setting.headers}:
+        return None
+    return (
+        "leaves out traceparent, which walkerOS's api destination sends with every fetch, "
+        'so browsers will block those fetches; add "traceparent"'
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +16,7 @@ from flows.config import FlowError, resolve_flow
 from flows.cors import Cors
 from flows.http_settings import CorsSettings, HttpSettings
 from flows.openapi import openapi_document
-from tests.cli_helpers import DEMO_FLOW
+from tests.cli_helpers import DEMO_FLOW, run_flows
 from tests.http_helpers import serving
 
 SHOP = "https://shop.example"
@@ -306,3 +307,28 @@ def test_openapi_documents_the_403_only_when_origins_are_checked() -> None:
         assert "403" not in plain[operation]["responses"]
     assert "application/json" in checked["post"]["responses"]["403"]["content"]
     assert "image/gif" in checked["get"]["responses"]["403"]["content"]
+
+
+def write_flow(tmp_path: Path, settings: dict[str, Any]) -> Path:
+    data = json.loads(DEMO_FLOW.read_text())
+    data.pop("$schema", None)
+    data["flows"]["default"]["sources"]["http"]["config"]["settings"] = settings
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_validate_warns_when_cors_headers_leave_out_traceparent(tmp_path: Path) -> None:
+    blocking = run_flows(
+        "validate", str(write_flow(tmp_path, {"cors": {"headers": ["Content-Type"]}}))
+    )
+    assert blocking.returncode == 0, blocking.stderr
+    assert blocking.stdout.startswith("ok: ")
+    assert (
+        "flows: warning: flows.default.sources.http.config.settings.cors.headers: "
+        "leaves out traceparent"
+    ) in blocking.stderr
+    fine = {"cors": {"headers": ["Content-Type", "TraceParent"]}}
+    quiet = run_flows("validate", str(write_flow(tmp_path, fine)))
+    assert quiet.returncode == 0
+    assert "warning" not in quiet.stderr
