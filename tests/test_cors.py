@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,13 +36,18 @@ def event(event_id: str) -> dict[str, Any]:
     return {"name": "product view", "id": event_id, "user": {"id": "u1"}}
 
 
+def demo_with(settings: dict[str, Any]) -> dict[str, Any]:
+    """The demo flow file with these http source settings."""
+    data: dict[str, Any] = json.loads(DEMO_FLOW.read_text())
+    data.pop("$schema", None)
+    data["flows"]["default"]["sources"]["http"]["config"]["settings"] = settings
+    return data
+
+
 def config_errors(settings: dict[str, Any]) -> str:
     """The error lines a flow with these http source settings is refused with."""
-    data = json.loads(DEMO_FLOW.read_text())
-    flow = copy.deepcopy(data)
-    flow["flows"]["default"]["sources"]["http"]["config"]["settings"] = settings
     with pytest.raises(FlowError) as caught:
-        resolve_flow(flow, env={})
+        resolve_flow(demo_with(settings), env={})
     return "\n".join(caught.value.errors)
 
 
@@ -310,11 +314,8 @@ def test_openapi_documents_the_403_only_when_origins_are_checked() -> None:
 
 
 def write_flow(tmp_path: Path, settings: dict[str, Any]) -> Path:
-    data = json.loads(DEMO_FLOW.read_text())
-    data.pop("$schema", None)
-    data["flows"]["default"]["sources"]["http"]["config"]["settings"] = settings
     path = tmp_path / "flow.json"
-    path.write_text(json.dumps(data))
+    path.write_text(json.dumps(demo_with(settings)))
     return path
 
 
