@@ -49,6 +49,8 @@ def _load(file: str, flow: str | None) -> Flow:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     flow = _load(args.file, args.flow)  # a bundle that run would refuse fails here too
+    for line in _warnings(flow):
+        print(f"flows: warning: {line}", file=sys.stderr)
     destinations = [a.id for a in flow.collector.destinations]
     print(
         f"ok: {args.file}: flow {flow.name!r} with "
@@ -65,6 +67,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if failed:
         raise CommandError(f"{failed} destination connection check(s) failed")
     return EXIT_OK
+
+
+def _warnings(flow: Flow) -> list[str]:
+    """Settings that are valid but will not do what was meant (the exit code stays 0)."""
+    from flows.cors import trace_header_warning
+
+    lines = []
+    for source_id, source in flow.sources.items():
+        if getattr(source, "type", "") != "http":
+            continue
+        problem = trace_header_warning(source.settings.cors)
+        if problem is not None:
+            where = f"flows.{flow.name}.sources.{source_id}.config.settings.cors.headers"
+            lines.append(f"{where}: {problem}")
+    return lines
 
 
 def _count(names: list[str], noun: str) -> str:

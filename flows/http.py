@@ -33,6 +33,7 @@ from flows.http_input import (
 )
 from flows.http_settings import HttpSettings
 from flows.metrics import SharedSnapshots, metrics_renderer, snapshot
+from flows.origin_check import origin_check_from
 from flows.worker_threads import WorkerThreads
 
 Scope = MutableMapping[str, Any]
@@ -99,7 +100,8 @@ class CollectorApp:
         )
         self.high_water = settings.queue_high_water
         self.retry_after = str(settings.retry_after).encode()
-        self.cors = cors_from(settings.cors)
+        self.cors = cors_from(settings.cors, settings.auth.header if settings.auth else None)
+        self.origin_check = origin_check_from(settings)
         self.auth_header = settings.auth.header.lower().encode() if settings.auth else None
         self.auth_token = settings.auth.token.get_secret_value().encode() if settings.auth else b""
         self.ingest = _compile_ingest(settings.ingest)
@@ -158,7 +160,16 @@ class CollectorApp:
         headers = scope["headers"]
         if path == self.path or path == self.path + "/":
             cors = self.cors.headers(headers) if self.cors else []
-            if method == "POST":
+            refusal = (
+                self.origin_check.refusal(headers)
+                if self.origin_check is not None and method in ("POST", "GET")
+                else None
+            )
+            if refusal is not None:  # before the body is read; the CORS headers still go out
+                status, body, extra = _error(403, refusal)
+                if method == "GET":  # the pixel answers with its GIF, whatever the status
+                    body, extra = GIF, [(b"content-type", b"image/gif")]
+            elif method == "POST":
                 status, body, extra = await self._post(scope, headers, receive)
             elif method == "GET":
                 status, body, extra = await self._pixel(scope, headers)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
     StrictBool,
     StrictStr,
+    ValidationInfo,
     field_validator,
 )
 
@@ -31,23 +34,98 @@ def _default_port() -> int:
     return int(value) if value.isdigit() else DEFAULT_PORT
 
 
+_ORIGIN = re.compile(
+    r"[a-z][a-z0-9+.-]*://(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?"
+)
+"""``scheme://host[:port]``, lowercase: what a browser sends as ``Origin`` (IDNs as xn--)."""
+_DEFAULT_PORTS = ("http://", ":80"), ("https://", ":443")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+"""An HTTP header name (RFC 9110 token)."""
+
+
+def _origin(value: str) -> str:
+    """An allowed origin, lowercased: browsers send scheme and host in lowercase."""
+    origin = value.lower()
+    if origin in ("*", "null"):
+        return origin
+    if not _ORIGIN.fullmatch(origin):
+        raise ValueError(
+            "not an origin: write scheme://host[:port] as browsers send it, "
+            "with no path and no trailing slash"
+        )
+    for scheme, port in _DEFAULT_PORTS:
+        if origin.startswith(scheme) and origin.endswith(port):
+            raise ValueError(f"leave out the default port {port}: browsers never send it")
+    return origin
+
+
+def _header_name(value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise ValueError("not a header name (letters, digits and !#$%&'*+.^_`|~-)")
+    return value
+
+
+Origin = Annotated[StrictStr, AfterValidator(_origin)]
+HeaderName = Annotated[StrictStr, AfterValidator(_header_name)]
+
+
 class CorsSettings(BaseModel):
-    """Which browser origins may post, and how long a preflight is cached."""
+    """Which browser origins may read answers, and how long a preflight is cached."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
-    origin: StrictStr | list[StrictStr] = Field(
-        "*", description='Allowed origin(s); "*" allows any'
+    origin: Origin | list[Origin] = Field(
+        "*",
+        description=(
+            'Allowed origin(s), scheme://host[:port], matched exactly; "*" allows any '
+            "(not with credentials)"
+        ),
     )
     methods: list[HttpMethod] = Field(
         default_factory=_default_methods,
         description="Access-Control-Allow-Methods of a preflight",
     )
-    headers: list[StrictStr] | None = Field(
-        None, description="Access-Control-Allow-Headers; default: what the browser asked for"
+    headers: list[HeaderName] | None = Field(
+        None,
+        description=(
+            "Access-Control-Allow-Headers; default: what the browser asked for, or with "
+            "credentials Content-Type, traceparent, tracestate and the auth header"
+        ),
     )
-    credentials: StrictBool = Field(False, description="Send Access-Control-Allow-Credentials")
+    credentials: StrictBool = Field(
+        False,
+        description="Send Access-Control-Allow-Credentials (needs a list of origins)",
+    )
     max_age: int = Field(600, alias="maxAge", ge=0, description="Preflight cache (seconds)")
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """The allowed origins as a tuple, whether written as one string or a list."""
+        return (self.origin,) if isinstance(self.origin, str) else tuple(self.origin)
+
+    @property
+    def any_origin(self) -> bool:
+        return "*" in self.origins
+
+    @field_validator("credentials")
+    @classmethod
+    def _credentials_need_listed_origins(cls, credentials: bool, info: ValidationInfo) -> bool:
+        """Credentials for any origin would let every site read answers made with cookies."""
+        origin = info.data.get("origin")
+        if not credentials or origin is None:
+            return credentials
+        origins = [origin] if isinstance(origin, str) else origin
+        if "*" in origins:
+            raise ValueError(
+                'cannot be true with origin "*" (any site could read answers sent with '
+                'the user\'s cookies); list the origins, e.g. "origin": ["https://shop.example"]'
+            )
+        if "null" in origins:
+            raise ValueError(
+                'cannot be true with origin "null" (sandboxed frames and local files of any '
+                'site send it); remove "null" from origin'
+            )
+        return credentials
 
 
 class AuthSettings(BaseModel):
@@ -77,6 +155,14 @@ class HttpSettings(BaseModel):
     host: StrictStr = Field("0.0.0.0", description="Listen address")
     path: StrictStr = Field("/collect", description="Path that takes events (POST; GET: pixel)")
     cors: StrictBool | CorsSettings = Field(True, description="CORS for browsers; false disables")
+    check_origin: StrictBool | Literal["strict"] = Field(
+        False,
+        alias="checkOrigin",
+        description=(
+            "Refuse (403) posts and pixels whose Origin, else Referer, is not in cors.origin; "
+            '"strict" also refuses requests with neither header'
+        ),
+    )
     max_batch_size: int = Field(
         100, alias="maxBatchSize", ge=1, le=10_000, description="Events per request"
     )
@@ -110,6 +196,22 @@ class HttpSettings(BaseModel):
     auth: AuthSettings | None = Field(None, description="Require a shared-secret header")
     metrics: StrictBool = Field(True, description="Serve Prometheus metrics at /metrics")
     status: StrictBool = Field(True, description="Serve /health and /ready (as walkerOS does)")
+
+    @field_validator("check_origin")
+    @classmethod
+    def _check_needs_listed_origins(
+        cls, check: bool | Literal["strict"], info: ValidationInfo
+    ) -> bool | Literal["strict"]:
+        """The check compares against cors.origin, so it needs real origins there."""
+        cors = info.data.get("cors")
+        if check is False or cors is None:
+            return check
+        if isinstance(cors, bool) or cors.any_origin:
+            raise ValueError(
+                "needs the allowed origins listed in cors.origin, e.g. "
+                '"cors": {"origin": ["https://shop.example"]}'
+            )
+        return check
 
     @field_validator("path")
     @classmethod

@@ -146,13 +146,16 @@ def _gif(description: str) -> dict[str, Any]:
 
 
 def _refusals(settings: HttpSettings, answer: Any) -> dict[str, Any]:
-    """The answers given before an event is read: no token, overload, shutting down."""
+    """The answers given before an event is read: origin, no token, overload, shutting down."""
     refusals = {
         "503": {
             **answer("Overloaded or shutting down: retry after Retry-After seconds"),
             "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
         }
     }
+    if settings.check_origin:
+        neither = "; or neither header" if settings.check_origin == "strict" else ""
+        refusals["403"] = answer(f"Origin (else Referer) not in cors.origin (checkOrigin){neither}")
     if settings.auth is not None:
         refusals["401"] = answer(f"Missing or wrong {settings.auth.header} header")
     return refusals
