@@ -38,6 +38,7 @@ class LogDestination(Destination[LogSettings]):
 
     type = "log"
     Settings = LogSettings
+    blocking = False  # one short write per event; a worker thread would cost more
 
     def __init__(self, settings: LogSettings, *, destination_id: str | None = None) -> None:
         super().__init__(settings, destination_id=destination_id)
