@@ -135,11 +135,15 @@ class CollectorApp:
                 publisher = self._start_publishing()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self.shutting_down = True
+                self.stop_accepting()
                 if publisher is not None:
                     publisher.cancel()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def stop_accepting(self) -> None:
+        """The stop began: answer new requests 503 and /ready 503 (the server calls this)."""
+        self.shutting_down = True
 
     def _start_publishing(self) -> asyncio.Task[None] | None:
         """With several workers, share this one's counters every second (see metrics)."""
@@ -169,10 +173,8 @@ class CollectorApp:
                 status, body, extra = _error(403, refusal)
                 if method == "GET":  # the pixel answers with its GIF, whatever the status
                     body, extra = GIF, [(b"content-type", b"image/gif")]
-            elif method == "POST":
-                status, body, extra = await self._post(scope, headers, receive)
-            elif method == "GET":
-                status, body, extra = await self._pixel(scope, headers)
+            elif method == "POST" or method == "GET":
+                status, body, extra = await self._events(method, scope, headers, receive)
             elif method == "OPTIONS":
                 status, body, extra = 204, b"", self.cors.preflight(headers) if self.cors else []
             else:
@@ -195,6 +197,32 @@ class CollectorApp:
             await self._answer(
                 send, 200, body, [(b"content-type", b"text/plain; version=0.0.4; charset=utf-8")]
             )
+
+    async def _events(
+        self, method: str, scope: Scope, headers: list[tuple[bytes, bytes]], receive: Receive
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        """A POST or pixel; one still unfinished at the stop's drain deadline gets a 503."""
+        try:
+            if method == "POST":
+                return await self._post(scope, headers, receive)
+            return await self._pixel(scope, headers)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self.shutting_down or task is None:
+                raise
+            task.uncancel()  # cut off by the server's stop, not by the client: answer it
+            self.stats.overloaded += 1
+            status, body, extra = _overloaded(
+                "shutting down: the request did not finish before the stop deadline",
+                self.retry_after,
+            )
+            if method == "GET":
+                return (
+                    status,
+                    GIF,
+                    [(b"retry-after", self.retry_after), (b"content-type", b"image/gif")],
+                )
+            return status, body, extra
 
     def _served(self, path: str) -> bool:
         """Whether ``path`` is one of the GET endpoints this source has switched on."""

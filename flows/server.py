@@ -1,41 +1,106 @@
-"""Serving a flow: uvicorn in front of the http source, and a clean stop.
+"""Serving a flow: uvicorn in front of the http source, and a stop with one deadline.
 
-On SIGTERM or SIGINT the server stops accepting connections, lets requests
-in flight finish (each was pushed into the destinations' queues before it
-was answered), and only then flushes every destination within the shutdown
-timeout. The process then exits 0: a signal is a request to stop, not an error.
+On SIGTERM or SIGINT the server stops accepting connections and answers new
+requests 503, lets requests in flight finish for up to half the shutdown
+timeout (each is pushed into the destinations' queues before it is
+answered; one still sending its body then is answered 503 and nothing of it
+is taken), then flushes every destination within what is left of the
+timeout. Whatever is not delivered by then is dead-lettered, and the process
+exits: a hanging upload cannot hold it. Exit code 0: a signal is a request to
+stop, not an error.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
 import signal
 import socket
 import threading
+import time
 from collections.abc import Callable, Generator
+from types import FrameType
 from typing import Any
 
 import uvicorn
 
 from collector.collector import Collector
+from collector.destination import ShutdownReport
 from flows.http import HttpSource
 from flows.metrics import snapshot
 
 logger = logging.getLogger("flows.server")
 
 
+DRAIN_SHARE = 0.5
+"""The part of the shutdown timeout that requests in flight get to finish; the flush gets the rest."""
+ANSWER_GRACE = 0.5
+"""Seconds for requests cut off at the drain deadline to write their 503."""
+
+
 class FlowServer(uvicorn.Server):
     """uvicorn that treats SIGTERM/SIGINT as "stop now" without re-raising them after,
-    and that says when it listens (``listening``, ``on_listening``)."""
+    says when it listens (``listening``, ``on_listening``), and stops by one deadline
+    (``stop_deadline``), telling the app when the stop begins (``on_stopping``)."""
 
     def __init__(
-        self, config: uvicorn.Config, on_listening: Callable[[], None] | None = None
+        self,
+        config: uvicorn.Config,
+        on_listening: Callable[[], None] | None = None,
+        *,
+        shutdown_timeout: float = 10.0,
+        on_stopping: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(config)
         self.listening = threading.Event()
         self.on_listening = on_listening
+        self.on_stopping = on_stopping
+        self.shutdown_timeout = max(0.0, shutdown_timeout)
+        self.stop_requested: float | None = None
+
+    @property
+    def stop_deadline(self) -> float:
+        """When the whole stop must be over (monotonic): the first signal + the timeout."""
+        started = self.stop_requested if self.stop_requested is not None else time.monotonic()
+        return started + self.shutdown_timeout
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.stop_requested is None:
+            self.stop_requested = time.monotonic()
+        super().handle_exit(sig, frame)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop listening, answer new requests 503, give those in flight until the drain
+        deadline, cut off the rest with a 503, then run the app's lifespan shutdown."""
+        if self.stop_requested is None:  # stopped by should_exit, not a signal
+            self.stop_requested = time.monotonic()
+        drain_until = self.stop_requested + self.shutdown_timeout * DRAIN_SHARE
+        for server in self.servers:
+            server.close()
+        for sock in sockets or []:
+            sock.close()
+        if self.on_stopping is not None:
+            self.on_stopping()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        while self.server_state.tasks or self.server_state.connections:
+            if time.monotonic() >= drain_until or self.force_exit:
+                break
+            await asyncio.sleep(0.02)
+        tasks = list(self.server_state.tasks)
+        if tasks:
+            logger.warning(
+                "%d request(s) still in flight at the drain deadline: answered 503", len(tasks)
+            )
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=ANSWER_GRACE)
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        if not self.force_exit:
+            await self.lifespan.shutdown()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -135,9 +200,9 @@ def serve_socket(
     server.run(sockets=[sock])
     if not server.started:
         logger.error("server did not start (see the errors above)")
-        collector.shutdown(shutdown_timeout)
+        flush_by(collector, time.monotonic() + shutdown_timeout)
         return 1
-    reports = collector.shutdown(shutdown_timeout)
+    reports = flush_by(collector, server.stop_deadline)
     if source.shared is not None:  # the final counters, for the workers still serving
         source.shared.publish(snapshot(collector, source))
     lost = 0
@@ -147,6 +212,33 @@ def serve_socket(
         logger.log(level, "destination %s: %s", destination_id, report.detail or "stopped")
     logger.info("stopped%s", f"; {lost} message(s) not delivered" if lost else "")
     return 0
+
+
+FLUSH_SLACK = 1.0
+"""Seconds past the deadline a destination's shutdown may take to record what it held."""
+
+
+def flush_by(collector: Collector, deadline: float) -> dict[str, ShutdownReport]:
+    """Shut the destinations down by ``deadline`` (monotonic), whatever they do.
+
+    The shutdown runs on a daemon thread: a destination that ignores its
+    timeout is reported and left behind, so the process can still exit.
+    """
+    reports: dict[str, ShutdownReport] = {}
+
+    def shut_down() -> None:
+        reports.update(collector.shutdown(max(0.0, deadline - time.monotonic())))
+
+    worker = threading.Thread(target=shut_down, name="flows-shutdown", daemon=True)
+    worker.start()
+    worker.join(max(0.0, deadline - time.monotonic()) + FLUSH_SLACK)
+    if worker.is_alive():
+        logger.error("destinations did not stop by the shutdown deadline; exiting without them")
+        return {
+            active.id: reports.get(active.id) or ShutdownReport(timed_out=True, detail="hung")
+            for active in collector.destinations
+        }
+    return reports
 
 
 GC_THRESHOLDS = (50_000, 20, 10)
@@ -182,10 +274,14 @@ def make_server(
         log_config=None,
         server_header=False,
         date_header=False,
-        timeout_graceful_shutdown=max(1, int(shutdown_timeout)),
         **_fast_stack(),
     )
-    return FlowServer(config, on_listening)
+    return FlowServer(
+        config,
+        on_listening,
+        shutdown_timeout=shutdown_timeout,
+        on_stopping=getattr(app, "stop_accepting", None),
+    )
 
 
 def address(sock: socket.socket) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import threading
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from collector.destination import Destination, PushContext, Skipped
+from collector.destination import Destination, PushContext, ShutdownReport, Skipped
 
 
 class WebhookSettings(BaseModel):
@@ -61,3 +62,22 @@ class SkuDestination(Destination[SkuSettings]):
     def push(self, event: Mapping[str, Any], context: PushContext) -> Skipped | None:
         self.skus.append(event["data"]["sku"])
         return None
+
+
+class StubbornDestination(Destination[SkuSettings]):
+    """Ignores the time its ``shutdown`` is given (until ``release`` is set, at most 30 s)."""
+
+    type = "stubborn"
+    Settings = SkuSettings
+    blocking = False
+
+    def __init__(self, settings: SkuSettings, *, destination_id: str | None = None) -> None:
+        super().__init__(settings, destination_id=destination_id)
+        self.release = threading.Event()
+
+    def push(self, event: Mapping[str, Any], context: PushContext) -> Skipped | None:
+        return None
+
+    def shutdown(self, timeout: float) -> ShutdownReport:
+        self.release.wait(30)
+        return ShutdownReport()
