@@ -159,6 +159,10 @@ class Destination(ABC, Generic[SettingsT]):
         """Destination-specific counters for metrics (queue depth, dropped, ...)."""
         return {}
 
+    def histograms(self) -> dict[str, dict[str, Any]]:
+        """Destination-specific histograms for metrics, by name (``Histogram.snapshot()``)."""
+        return {}
+
 
 @dataclass(slots=True)
 class DestinationStats:

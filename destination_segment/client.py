@@ -24,6 +24,7 @@ from typing import Any
 from segment.analytics.consumer import Consumer
 
 from collector.destination import ShutdownReport
+from collector.histogram import Histogram
 from destination_segment.calls import SegmentCall
 from destination_segment.consumer import ShutdownSafeConsumer, StoppedBeforeDeliveryError
 from destination_segment.redaction import RedactSecret, first_line
@@ -52,13 +53,16 @@ class DeliveryStats:
     """Counters of what happened to messages handed to the SDK."""
 
     enqueued: int = 0
+    delivered: int = 0
     dropped_queue_full: int = 0
     rejected: int = 0
     failed: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {
-            "enqueued": self.enqueued,
+            "queued": self.enqueued,
+            "enqueued": self.enqueued,  # the old name of "queued", kept for dashboards
+            "delivered": self.delivered,
             "dropped_queue_full": self.dropped_queue_full,
             "rejected": self.rejected,
             "failed": self.failed,
@@ -75,6 +79,8 @@ class SegmentClient:
     ) -> None:
         self.settings = settings
         self.stats = DeliveryStats()
+        self.upload_seconds = Histogram()
+        """How long each batch took to upload, retries included."""
         self._on_failure = on_failure
         self._write_key = settings.write_key.get_secret_value()
         self._client: FastEnqueueClient | None = None
@@ -132,6 +138,7 @@ class SegmentClient:
                     message_sizes=client.message_sizes,
                     gathering=gathering,
                     accounting=self._accounting,
+                    on_uploaded=self._uploaded,
                 )
                 consumer.start()
                 consumers.append(consumer)
@@ -217,6 +224,13 @@ class SegmentClient:
     def release(self, messages: int) -> None:
         with self._room:
             self._reserved -= messages
+
+    def _uploaded(self, delivered: int, seconds: float) -> None:
+        """A consumer finished an upload: count what Segment accepted, time it."""
+        self.upload_seconds.observe(seconds)
+        if delivered:
+            with self._stats_lock:
+                self.stats.delivered += delivered
 
     def queue_depth(self) -> int:
         client = self._client

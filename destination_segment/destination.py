@@ -119,6 +119,9 @@ class SegmentDestination(Destination[SegmentSettings]):
     def backlog(self) -> float:
         return self.client.queue_depth() / self.client.queue_capacity()
 
+    def histograms(self) -> dict[str, dict[str, Any]]:
+        return {"upload_seconds": self.client.upload_seconds.snapshot()}
+
     def stats(self) -> dict[str, int]:
         dead_letter = self.dead_letter
         return {

@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector as MetricsCollector
 
 from collector.collector import Collector
@@ -43,8 +48,10 @@ def snapshot(collector: Collector, source: HttpSource) -> Snapshot:
             active.id: {
                 "sent": active.stats.sent,
                 "failed": active.stats.failed,
+                "rejected": active.stats.rejected,
                 "skipped": dict(active.stats.skipped),
                 "stats": active.destination.stats(),
+                "histograms": active.destination.histograms(),
             }
             for active in collector.destinations
         },
@@ -134,13 +141,20 @@ class FlowMetrics(MetricsCollector):
 def _destinations(destinations: dict[str, Any]) -> Iterator[Metric]:
     outcomes = CounterMetricFamily(
         "flows_destination_events",
-        "Events per destination by outcome (sent, failed, skipped)",
+        "Events per destination by outcome (queued, failed, rejected, skipped; sent: old name"
+        " of queued)",
         labels=["destination", "outcome", "reason"],
     )
     messages = CounterMetricFamily(
         "flows_destination_messages",
-        "Destination messages by what happened (enqueued, dropped, failed, dead-lettered)",
+        "Destination messages by what happened (queued, delivered, dropped, rejected, failed,"
+        " dead-lettered)",
         labels=["destination", "outcome"],
+    )
+    uploads = HistogramMetricFamily(
+        "flows_destination_upload_seconds",
+        "Time to upload one batch, retries included",
+        labels=["destination"],
     )
     gauges = GaugeMetricFamily(
         "flows_destination_queue",
@@ -148,8 +162,10 @@ def _destinations(destinations: dict[str, Any]) -> Iterator[Metric]:
         labels=["destination", "measure"],
     )
     for destination_id, counted in destinations.items():
-        outcomes.add_metric([destination_id, "sent", ""], counted["sent"])
+        outcomes.add_metric([destination_id, "queued", ""], counted["sent"])
+        outcomes.add_metric([destination_id, "sent", ""], counted["sent"])  # deprecated
         outcomes.add_metric([destination_id, "failed", ""], counted["failed"])
+        outcomes.add_metric([destination_id, "rejected", ""], counted.get("rejected", 0))
         for reason, count in sorted(counted["skipped"].items()):
             outcomes.add_metric([destination_id, "skipped", reason], count)
         for key, value in sorted(counted["stats"].items()):
@@ -157,9 +173,23 @@ def _destinations(destinations: dict[str, Any]) -> Iterator[Metric]:
                 gauges.add_metric([destination_id, key.removeprefix("queue_")], value)
             else:
                 messages.add_metric([destination_id, key], value)
+        upload = counted.get("histograms", {}).get("upload_seconds")
+        if upload:
+            uploads.add_metric([destination_id], _cumulative(upload["buckets"]), upload["sum"])
     yield outcomes
     yield messages
     yield gauges
+    yield uploads
+
+
+def _cumulative(counts: dict[str, int]) -> list[tuple[str, float]]:
+    """Per-bucket counts (summed across workers) as Prometheus' cumulative buckets."""
+    running = 0
+    buckets = []
+    for bound, count in counts.items():
+        running += count
+        buckets.append((bound, float(running)))
+    return buckets
 
 
 def metrics_renderer(
