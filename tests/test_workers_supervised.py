@@ -57,6 +57,13 @@ def two_workers(parent: int) -> set[int]:
     return wait_until(both, 10, "two worker processes")
 
 
+def accepted_total(url: str) -> float:
+    """``flows_events_accepted_total`` of all workers, as one of them answers it."""
+    text = httpx.get(url + "/metrics").text
+    line = next(line for line in text.splitlines() if line.startswith("flows_events_accepted_"))
+    return float(line.split()[1])
+
+
 def event(event_id: str) -> dict[str, Any]:
     return {"name": "product view", "id": event_id, "user": {"id": f"u-{event_id}"}}
 
@@ -177,6 +184,39 @@ def test_a_killed_worker_is_replaced_while_the_other_serves(
         f"{first_by_replacement - killed_at:.2f} s; {during_restart} requests answered by the "
         f"other worker meanwhile; {len(load.errors)} failed, {len(load.answered)} answered 200"
     )
+
+
+def test_metrics_totals_do_not_drop_when_a_worker_is_replaced(
+    segment_receiver: SegmentReceiver, tmp_path: Path
+) -> None:
+    """The replacement carries on from the dead worker's counters (a drop reads as a reset)."""
+    flow = write_flow(tmp_path, {"flushInterval": 50})
+    env = {"SEGMENT_HOST": segment_receiver.url}
+    with flows_running(flow, "--workers", "2", env=env) as (process, url, _):
+        logs = LogLines(process)
+        workers = two_workers(process.pid)
+        served: dict[int | None, int] = {}
+        for index in range(200):  # a new connection each, until both workers have some
+            with httpx.Client() as client:
+                response = client.post(url + "/collect", json=event(f"metric-{index}"))
+                pid = serving_pid(response, workers)
+            assert response.status_code == 200
+            served[pid] = served.get(pid, 0) + 1
+            if workers <= served.keys() and index >= 10:
+                break
+        total = sum(served.values())
+        wait_until(lambda: accepted_total(url) == total, 10, f"/metrics counting {total}")
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        logs.wait_for(rf"\(pid \d+\) is listening, [\d.]+ s after pid {victim} died", 10)
+        watch_until = time.monotonic() + 1.5  # longer than a worker's 1 s publishing interval
+        scrapes = []
+        while time.monotonic() < watch_until:
+            scrapes.append(accepted_total(url))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    assert served[victim] > 0
+    assert set(scrapes) == {total}, f"{total} accepted, /metrics said {sorted(set(scrapes))}"
 
 
 def test_workers_stop_and_flush_when_the_parent_is_killed(
