@@ -64,6 +64,14 @@ def accepted_total(url: str) -> float:
     return float(line.split()[1])
 
 
+def post_one(url: str, body: dict[str, Any], parent: int) -> int | None:
+    """POST on a new connection (the kernel spreads them over the workers); which one answered."""
+    with httpx.Client() as client:
+        response = client.post(url + "/collect", json=body)
+        assert response.status_code == 200, response.text
+        return serving_pid(response, children(parent))
+
+
 def dead_lettered(path: Path) -> set[str]:
     """The messageIds in a dead-letter file (none if it was never written)."""
     if not path.exists():
@@ -193,21 +201,20 @@ def test_a_killed_worker_is_replaced_while_the_other_serves(
     )
 
 
-def test_metrics_totals_do_not_drop_when_a_worker_is_replaced(
+def test_a_replacement_keeps_the_metrics_totals_and_the_identify_memory(
     segment_receiver: SegmentReceiver, tmp_path: Path
 ) -> None:
-    """The replacement carries on from the dead worker's counters (a drop reads as a reset)."""
-    flow = write_flow(tmp_path, {"flushInterval": 50})
+    """It carries on from the dead worker's counters (a drop reads as a counter reset), and
+    it uses the de-dup table made before the first fork (a new one would identify again)."""
+    identify = {"map": {"userId": "user.id", "traits": {"map": {"plan": "data.plan"}}}}
+    flow = write_flow(tmp_path, {"flushInterval": 50, "identify": identify})
     env = {"SEGMENT_HOST": segment_receiver.url}
     with flows_running(flow, "--workers", "2", env=env) as (process, url, _):
         logs = LogLines(process)
         workers = two_workers(process.pid)
         served: dict[int | None, int] = {}
-        for index in range(200):  # a new connection each, until both workers have some
-            with httpx.Client() as client:
-                response = client.post(url + "/collect", json=event(f"metric-{index}"))
-                pid = serving_pid(response, workers)
-            assert response.status_code == 200
+        for index in range(200):  # until both workers have some
+            pid = post_one(url, event(f"metric-{index}"), process.pid)
             served[pid] = served.get(pid, 0) + 1
             if workers <= served.keys() and index >= 10:
                 break
@@ -215,15 +222,25 @@ def test_metrics_totals_do_not_drop_when_a_worker_is_replaced(
         wait_until(lambda: accepted_total(url) == total, 10, f"/metrics counting {total}")
         victim = min(workers)
         os.kill(victim, signal.SIGKILL)
-        logs.wait_for(rf"\(pid \d+\) is listening, [\d.]+ s after pid {victim} died", 10)
+        listening = logs.wait_for(
+            rf"\(pid (\d+)\) is listening, [\d.]+ s after pid {victim} died", 10
+        )
         watch_until = time.monotonic() + 1.5  # longer than a worker's 1 s publishing interval
         scrapes = []
         while time.monotonic() < watch_until:
             scrapes.append(accepted_total(url))
+        for index in range(200):  # the same user again, until the replacement had one
+            again = {**event(f"again-{index}"), "user": {"id": "u-metric-0"}}
+            if post_one(url, again, process.pid) == int(listening[1]):
+                break
+        else:
+            raise AssertionError("the replacement answered none of 200 connections")
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     assert served[victim] > 0
     assert set(scrapes) == {total}, f"{total} accepted, /metrics said {sorted(set(scrapes))}"
+    identified = [m for m in segment_receiver.messages("identify") if m["userId"] == "u-metric-0"]
+    assert len(identified) == 1, "a worker forgot who was identified already"
 
 
 def test_workers_stop_and_flush_when_the_parent_is_killed(
@@ -247,11 +264,8 @@ def test_workers_stop_and_flush_when_the_parent_is_killed(
             workers = two_workers(process.pid)
             accepted: list[str] = []
             served_by: set[int | None] = set()
-            for index in range(200):  # a new connection each, until both workers have some
-                with httpx.Client() as client:
-                    response = client.post(url + "/collect", json=event(f"orphan-{index}"))
-                    served_by.add(serving_pid(response, workers))
-                assert response.status_code == 200
+            for index in range(200):  # until both workers have some
+                served_by.add(post_one(url, event(f"orphan-{index}"), process.pid))
                 accepted.append(f"orphan-{index}")
                 if workers <= served_by and index >= 10:
                     break
