@@ -80,17 +80,21 @@ class SharedSnapshots:
     Every worker publishes its snapshot once a second and when scraped; a
     scrape adds the others' latest files to its own live counters, so any
     worker answers /metrics for the whole server (at most a second behind).
+    A worker restarted in the same slot carries on from its predecessor's
+    last counters, so the server's totals never go down (which Prometheus
+    would read as a reset).
     """
 
     def __init__(self, directory: Path, worker: int) -> None:
         self.directory = directory
         self.worker = worker
         self.path = directory / f"worker-{worker}.json"
+        self.carried: Snapshot = _counters(_read(self.path) or {})
 
     def publish(self, snap: Snapshot) -> None:
         partial = self.path.with_suffix(".tmp")
         try:
-            partial.write_bytes(orjson.dumps(snap))
+            partial.write_bytes(orjson.dumps(merge([snap, self.carried])))
             os.replace(partial, self.path)
         except OSError as error:
             logger.warning("metrics of worker %d not shared: %s", self.worker, error.strerror)
@@ -98,13 +102,27 @@ class SharedSnapshots:
     def others(self) -> list[Snapshot]:
         found: list[Snapshot] = []
         for path in sorted(self.directory.glob("worker-*.json")):
-            if path == self.path:
-                continue
-            try:
-                found.append(orjson.loads(path.read_bytes()))
-            except (OSError, orjson.JSONDecodeError):
-                continue  # a worker that never published yet
+            if path != self.path and (snap := _read(path)) is not None:
+                found.append(snap)
         return found
+
+
+def _read(path: Path) -> Snapshot | None:
+    """A published snapshot; None for a worker that never published yet."""
+    try:
+        snap: Snapshot = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    return snap
+
+
+def _counters(snap: Snapshot) -> Snapshot:
+    """``snap`` without its gauges: what a dead worker's queue held is not queued any more."""
+    return {
+        key: _counters(value) if isinstance(value, dict) else value
+        for key, value in snap.items()
+        if key not in GAUGES
+    }
 
 
 class FlowMetrics(MetricsCollector):
@@ -121,7 +139,7 @@ class FlowMetrics(MetricsCollector):
         snap = snapshot(self.collector, self.source)
         if self.shared is not None:
             self.shared.publish(snap)
-            snap = merge([snap, *self.shared.others()])
+            snap = merge([snap, self.shared.carried, *self.shared.others()])
         requests = CounterMetricFamily(
             "flows_http_requests", "HTTP requests answered, by status", labels=["status"]
         )

@@ -3,29 +3,25 @@
 Python runs one thread of Python at a time, and the SDK's message encoding
 shares that thread with the server; a second process is how a 2-core machine
 uses its second core. The parent binds the socket, forks the workers (each
-makes its own SDK client after the fork, as the SDK requires), forwards
-SIGTERM/SIGINT to them, and waits until every one has flushed and exited.
+makes its own SDK client after the fork, as the SDK requires), restarts one
+that dies, forwards SIGTERM/SIGINT to them, and waits until every one has
+flushed and exited. A worker whose parent dies stops as if sent SIGTERM.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
 import shutil
-import signal
 import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 from collector.collector import Collector
 from flows.http import HttpSource
 from flows.metrics import SharedSnapshots
-from flows.server import STOP_SIGNALS, serve_socket
-
-logger = logging.getLogger("flows.server")
+from flows.server import serve_socket
+from flows.supervisor import Supervisor
+from flows.worker_process import ServeOne
 
 
 def serve_workers(
@@ -48,7 +44,9 @@ def serve_workers(
         return serve_socket(collector, source, sock, shutdown_timeout, on_listening=on_listening)
 
     try:
-        return prefork(sock, url, workers, serve_one, ready_message)
+        return prefork(
+            sock, url, workers, serve_one, ready_message, shutdown_timeout=shutdown_timeout
+        )
     finally:
         shutil.rmtree(shared_dir, ignore_errors=True)
 
@@ -57,84 +55,26 @@ def prefork(
     sock: socket.socket,
     url: str,
     workers: int,
-    serve_one: Callable[[int, Callable[[], None]], int],
+    serve_one: ServeOne,
     ready_message: Callable[[str], None] | None = None,
+    *,
+    shutdown_timeout: float = 10.0,
 ) -> int:
     """Run ``serve_one(index, on_listening)`` in ``workers`` forked processes sharing ``sock``.
 
-    The parent prints ``ready_message`` once every worker listens, forwards
-    SIGTERM/SIGINT, and returns 0 when every worker exited with 0.
+    The parent prints ``ready_message`` once every worker listens, restarts a
+    worker that dies (see flows/supervisor.py), forwards SIGTERM/SIGINT, and
+    returns 0 when every worker then exited with 0 within ``shutdown_timeout``.
     """
-    ready_read, ready_write = os.pipe()
-    children: list[int] = []
-    for index in range(workers):
-        pid = os.fork()
-        if pid == 0:  # the worker
-            os.close(ready_read)
-            code = 1
-            try:
-                code = serve_one(index, lambda: _tell_ready(ready_write))
-            finally:
-                os._exit(code)
-        children.append(pid)
-    os.close(ready_write)
-    sock.close()
-    stopping = _forward_stop_signals(children)
-    _announce_when_ready(ready_read, workers, url, ready_message)
-    failed = _wait_for_workers(children, stopping)
-    return 1 if failed else 0
 
+    def announce() -> None:
+        if ready_message is not None:
+            ready_message(f"{url} ({workers} workers)")
 
-def _wait_for_workers(children: list[int], stopping: Callable[[], bool]) -> int:
-    """Wait for every worker; the number that exited with an error."""
-    failed = 0
-    for _ in children:
-        pid, status = os.wait()  # retried after a signal handler runs (PEP 475)
-        code = os.waitstatus_to_exitcode(status)
-        if code != 0:
-            failed += 1
-            logger.error("worker %d exited with %d", pid, code)
-        if not stopping():
-            logger.error("worker %d stopped on its own; stopping the others", pid)
-            _signal_all(children, signal.SIGTERM)
-    return failed
-
-
-def _tell_ready(ready_write: int) -> None:
-    """Say "listening" once, then let go of the pipe so the parent sees EOF when all did."""
-    os.write(ready_write, b".")
-    os.close(ready_write)
-
-
-def _announce_when_ready(
-    ready_read: int, workers: int, url: str, ready_message: Callable[[str], None] | None
-) -> None:
-    """Print the banner once every worker listens (blocks; a stop signal interrupts nothing)."""
-    seen = 0
-    with os.fdopen(ready_read, "rb", buffering=0) as ready:
-        while seen < workers:
-            chunk = ready.read(workers - seen)
-            if not chunk:  # every worker closed its end: some failed to start
-                return
-            seen += len(chunk)
-    if ready_message is not None:
-        ready_message(f"{url} ({workers} workers)")
-
-
-def _forward_stop_signals(children: list[int]) -> Callable[[], bool]:
-    stopped = False
-
-    def forward(sig: int, _frame: FrameType | None) -> None:
-        nonlocal stopped
-        stopped = True
-        _signal_all(children, sig)
-
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, forward)
-    return lambda: stopped
-
-
-def _signal_all(children: list[int], sig: int) -> None:
-    for pid in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
+    supervisor = Supervisor(
+        sock, workers, serve_one, shutdown_timeout=shutdown_timeout, on_all_listening=announce
+    )
+    try:
+        return supervisor.run()
+    finally:
+        sock.close()
