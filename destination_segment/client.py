@@ -262,6 +262,8 @@ class SegmentClient:
         deadline = time.monotonic() + max(0.0, timeout)
         failed_before = self.stats.failed
         queue = client.queue
+        for consumer in self._consumers:  # a long flushInterval must not eat the deadline
+            consumer.hurrying = True
         with queue.all_tasks_done:
             while queue.unfinished_tasks:
                 remaining = deadline - time.monotonic()

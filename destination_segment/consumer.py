@@ -32,6 +32,8 @@ from destination_segment.sdk_client import SDK_ENCODER
 
 GATHER_SLICE = 0.02
 """Seconds a consumer sleeps between bulk takes while its batch fills."""
+IDLE_SLICE = 0.1
+"""Longest wait for a first message before looking again whether a shutdown paused us."""
 
 
 class StoppedBeforeDeliveryError(Exception):
@@ -70,6 +72,8 @@ class ShutdownSafeConsumer(Consumer):  # type: ignore[misc]  # the SDK is untype
         self._held: list[dict[str, Any]] | None = None
         self._abandoned: list[dict[str, Any]] | None = None
         self._state = threading.Lock()
+        self.hurrying = False
+        """Set by a shutdown: upload what is gathered now, do not wait for the batch to fill."""
 
     def upload(self) -> bool:
         """The SDK's upload; then nothing is held, and a settled report lets go of ``accounting``."""
@@ -160,11 +164,12 @@ class ShutdownSafeConsumer(Consumer):  # type: ignore[misc]  # the SDK is untype
             if remaining <= 0:
                 break
             try:
-                item = queue.get_nowait() if items else queue.get(True, remaining)
+                item = queue.get_nowait() if items else queue.get(True, min(remaining, IDLE_SLICE))
             except Empty:
-                if not items or not self.running:
+                if not self.running or (items and self.hurrying):
                     break
-                time.sleep(min(GATHER_SLICE, remaining))
+                if items:
+                    time.sleep(min(GATHER_SLICE, remaining))
                 continue
             size = self._sizes.pop(id(item), None)
             if size is None:  # not measured at enqueue (re-queued, or the SDK's own path)
