@@ -61,12 +61,16 @@ def _destination(receiver_url: str, queue: int) -> Any:
 
 
 class _CountingStub:
-    """Stands in for the SDK client: counts calls, sends nothing."""
+    """Stands in for the SDK client: counts calls, sends nothing (``stage`` and ``put`` are
+    what the destination calls: the SDK's share of the work)."""
 
     def __init__(self) -> None:
         self.calls = 0
 
-    def send(self, call: SegmentCall) -> bool:
+    def stage(self, call: SegmentCall) -> SegmentCall:
+        return call
+
+    def put(self, staged: SegmentCall) -> bool:
         self.calls += 1
         return True
 
@@ -78,8 +82,8 @@ def _sdk_calls(events: list[dict[str, Any]], receiver_url: str) -> list[SegmentC
     captured: list[SegmentCall] = []
 
     class Capture(_CountingStub):
-        def send(self, call: SegmentCall) -> bool:
-            captured.append(call)
+        def put(self, staged: SegmentCall) -> bool:
+            captured.append(staged)
             return True
 
     active.destination.client = Capture()
