@@ -28,6 +28,7 @@ import uvicorn
 
 from collector.collector import Collector
 from collector.destination import ShutdownReport
+from flows.disconnect import quiet_when_gone
 from flows.http import HttpSource
 from flows.metrics import snapshot
 
@@ -268,7 +269,7 @@ def make_server(
 ) -> FlowServer:
     """The uvicorn server for ``app``: fast stack, no access log, bounded graceful stop."""
     config = uvicorn.Config(
-        app,
+        quiet_when_gone(app),
         lifespan="on",
         access_log=False,
         log_config=None,
