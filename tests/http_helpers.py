@@ -32,11 +32,15 @@ def serving(
     receiver_url: str,
     http: dict[str, Any] | None = None,
     segment: dict[str, Any] | None = None,
+    httptools: bool | None = None,
     **config: Any,
 ) -> Iterator[Served]:
-    """A collector with a Segment destination behind the http source, listening on 127.0.0.1."""
+    """A collector with a Segment destination behind the http source, listening on 127.0.0.1.
+
+    ``http``: the source's settings; ``httptools=False``: the pure-Python protocol.
+    """
     collector, active = segment_flow(receiver_url, segment, **config)
-    with _listening(collector, http) as (url, source, server):
+    with _listening(collector, http, httptools) as (url, source, server):
         yield Served(url, collector, active, source, server)
 
 
@@ -51,10 +55,12 @@ def serving_collector(
 
 @contextmanager
 def _listening(
-    collector: Collector, http: dict[str, Any] | None
+    collector: Collector, http: dict[str, Any] | None, httptools: bool | None = None
 ) -> Iterator[tuple[str, HttpSource, FlowServer]]:
     source = HttpSource(HttpSettings.model_validate({"host": "127.0.0.1", **(http or {})}))
-    server = make_server(source.app(collector), shutdown_timeout=5)
+    server = make_server(
+        source.app(collector), shutdown_timeout=5, limits=source.settings, httptools=httptools
+    )
     sock = bind("127.0.0.1", 0)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
