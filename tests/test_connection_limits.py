@@ -25,6 +25,8 @@ import httpx
 import pytest
 
 from destination_segment.receiver import SegmentReceiver
+from flows.http_settings import HttpSettings
+from flows.openapi import openapi_document
 from tests.cli_helpers import DEMO_FLOW, flows_running, run_flows
 from tests.http_helpers import Served, serving
 
@@ -456,3 +458,15 @@ def test_bad_limit_settings_are_named_with_the_reason(
     assert result.returncode == 1
     prefix = "flows: error: flows.default.sources.http.config.settings."
     assert result.stderr.splitlines() == [prefix + error for error in errors]
+
+
+def test_the_openapi_description_gives_every_operation_the_connection_answers() -> None:
+    limits = {"maxHeaderSize": 8192, "headersTimeout": 2000, "maxConnections": 50}
+    document = openapi_document(HttpSettings.model_validate(limits))
+    operations = [op for path in document["paths"].values() for op in path.values()]
+    assert len(operations) == 6  # collect (post, get, options), health, ready, metrics
+    for operation in operations:
+        responses = operation["responses"]
+        assert "maxHeaderSize (8192 bytes)" in responses["431"]["description"]
+        assert "headersTimeout (2000 ms)" in responses["408"]["description"]
+    assert "at most 50 open per server process" in document["info"]["description"]
