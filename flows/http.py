@@ -23,6 +23,7 @@ from collector.event import EventValidationError, FieldError
 from collector.mapping import MappingContext, Resolver, compile_value
 from collector.paths import UNDEFINED, Setter, compile_setter
 from flows.cors import cors_from
+from flows.disconnect import ClientGoneError
 from flows.http_input import (
     BadRequestError,
     Limits,
@@ -322,7 +323,7 @@ class CollectorApp:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                return b""
+                raise ClientGoneError
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:

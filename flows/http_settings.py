@@ -21,6 +21,8 @@ from pydantic import (
 from collector.mapping_config import ValueConfig
 
 DEFAULT_PORT = 8080
+MAX_TIMEOUT = 3_600_000
+"""An hour, in ms: a longer connection timeout is a mistake (seconds written as ms?)."""
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
 
 
@@ -196,6 +198,50 @@ class HttpSettings(BaseModel):
     auth: AuthSettings | None = Field(None, description="Require a shared-secret header")
     metrics: StrictBool = Field(True, description="Serve Prometheus metrics at /metrics")
     status: StrictBool = Field(True, description="Serve /health and /ready (as walkerOS does)")
+    max_header_size: int = Field(
+        16_384,
+        alias="maxHeaderSize",
+        ge=1024,
+        le=1_048_576,
+        description="Request line and headers limit in bytes; over it: 431, connection closed",
+    )
+    request_timeout: int = Field(
+        30_000,
+        alias="requestTimeout",
+        ge=1,
+        le=MAX_TIMEOUT,
+        description="ms to receive a whole request (headers and body); then 408, closed",
+    )
+    headers_timeout: int = Field(
+        10_000,
+        alias="headersTimeout",
+        ge=1,
+        le=MAX_TIMEOUT,
+        description="ms from a request's first byte (or the connection's opening) to its headers",
+    )
+    keep_alive_timeout: int = Field(
+        5000,
+        alias="keepAliveTimeout",
+        ge=1,
+        le=MAX_TIMEOUT,
+        description="ms an idle keep-alive connection stays open",
+    )
+    max_connections: int = Field(
+        1024,
+        alias="maxConnections",
+        ge=1,
+        le=1_000_000,
+        description="Open connections per server process; more are answered 503 and closed",
+    )
+
+    @field_validator("headers_timeout")
+    @classmethod
+    def _headers_within_request(cls, headers_timeout: int, info: ValidationInfo) -> int:
+        """As in Node: the headers are part of the request, so their deadline comes first."""
+        request_timeout = info.data.get("request_timeout")
+        if request_timeout is not None and headers_timeout > request_timeout:
+            raise ValueError(f"must not be longer than requestTimeout ({request_timeout} ms)")
+        return headers_timeout
 
     @field_validator("check_origin")
     @classmethod

@@ -41,6 +41,9 @@ def openapi_document(settings: HttpSettings) -> dict[str, Any]:
         paths["/ready"] = {"get": _ready()}
     if settings.metrics:
         paths["/metrics"] = {"get": _metrics()}
+    for operations in paths.values():
+        for operation in operations.values():
+            operation["responses"].update(_connection_answers(settings))
     document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -48,7 +51,10 @@ def openapi_document(settings: HttpSettings) -> dict[str, Any]:
             "version": version("walkeros-flows"),
             "description": (
                 "walkerOS events in, Segment (and other destinations) out. "
-                "Every error answer is JSON naming the field and the reason."
+                "Every error answer is JSON naming the field and the reason. "
+                f"Connections: at most {settings.max_connections} open per server process "
+                "(more are answered 503 with Retry-After and closed); an idle keep-alive "
+                f"connection is closed after {settings.keep_alive_timeout} ms."
             ),
         },
         "paths": paths,
@@ -159,6 +165,23 @@ def _refusals(settings: HttpSettings, answer: Any) -> dict[str, Any]:
     if settings.auth is not None:
         refusals["401"] = answer(f"Missing or wrong {settings.auth.header} header")
     return refusals
+
+
+def _connection_answers(settings: HttpSettings) -> dict[str, Any]:
+    """What any request may get from the connection limits; the connection is then closed."""
+    return {
+        "408": _json(
+            "Error",
+            f"Headers not complete within headersTimeout ({settings.headers_timeout} ms) "
+            f"or the request within requestTimeout ({settings.request_timeout} ms); "
+            "the connection is closed",
+        ),
+        "431": _json(
+            "Error",
+            f"Request line and headers over maxHeaderSize ({settings.max_header_size} bytes); "
+            "the connection is closed",
+        ),
+    }
 
 
 def _secured(settings: HttpSettings) -> dict[str, Any]:

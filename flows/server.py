@@ -28,7 +28,10 @@ import uvicorn
 
 from collector.collector import Collector
 from collector.destination import ShutdownReport
+from flows.connection_limits import ConnectionLimits, ensure_open_files, protocol_class
+from flows.disconnect import quiet_when_gone
 from flows.http import HttpSource
+from flows.http_settings import HttpSettings
 from flows.metrics import snapshot
 
 logger = logging.getLogger("flows.server")
@@ -195,7 +198,9 @@ def serve_socket(
     on_listening: Callable[[], None] | None = None,
 ) -> int:
     """One server process on a bound socket: serve, then flush; returns the exit code."""
-    server = make_server(source.app(collector), shutdown_timeout, on_listening=on_listening)
+    server = make_server(
+        source.app(collector), shutdown_timeout, on_listening=on_listening, limits=source.settings
+    )
     tune_gc()
     server.run(sockets=[sock])
     if not server.started:
@@ -264,17 +269,36 @@ def tune_gc() -> None:
 
 
 def make_server(
-    app: Any, shutdown_timeout: float, on_listening: Callable[[], None] | None = None
+    app: Any,
+    shutdown_timeout: float,
+    on_listening: Callable[[], None] | None = None,
+    *,
+    limits: HttpSettings | None = None,
+    httptools: bool | None = None,
 ) -> FlowServer:
-    """The uvicorn server for ``app``: fast stack, no access log, bounded graceful stop."""
+    """The uvicorn server for ``app``: fast stack, no access log, bounded graceful stop,
+    and the connection limits of ``limits`` (the http source's settings; default ones if None).
+
+    ``httptools=False`` serves with the pure-Python h11 protocol, as without httptools.
+    """
+    settings = limits if limits is not None else HttpSettings.model_validate({})
+    connection_limits = ConnectionLimits.from_settings(settings)
+    stack = _fast_stack()
+    fast = stack.pop("http", None) == "httptools" and httptools is not False
+    ensure_open_files(settings.max_connections)
     config = uvicorn.Config(
-        app,
+        quiet_when_gone(app),
         lifespan="on",
         access_log=False,
         log_config=None,
         server_header=False,
         date_header=False,
-        **_fast_stack(),
+        http=protocol_class(connection_limits, fast=fast),
+        ws="none",
+        h11_max_incomplete_event_size=settings.max_header_size,
+        **stack,
+        # typed int by uvicorn, but only handed to loop.call_later, which takes float seconds
+        timeout_keep_alive=connection_limits.keep_alive_timeout,  # type: ignore[arg-type]
     )
     return FlowServer(
         config,

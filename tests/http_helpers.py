@@ -10,7 +10,7 @@ from typing import Any
 
 from collector.collector import ActiveDestination, Collector
 from flows.http import HttpSettings, HttpSource
-from flows.server import address, bind, make_server
+from flows.server import FlowServer, address, bind, make_server
 from tests.segment_helpers import segment_flow
 
 
@@ -20,6 +20,7 @@ class Served:
     collector: Collector
     segment: ActiveDestination
     source: HttpSource
+    server: FlowServer
 
     @property
     def collect(self) -> str:
@@ -31,12 +32,16 @@ def serving(
     receiver_url: str,
     http: dict[str, Any] | None = None,
     segment: dict[str, Any] | None = None,
+    httptools: bool | None = None,
     **config: Any,
 ) -> Iterator[Served]:
-    """A collector with a Segment destination behind the http source, listening on 127.0.0.1."""
+    """A collector with a Segment destination behind the http source, listening on 127.0.0.1.
+
+    ``http``: the source's settings; ``httptools=False``: the pure-Python protocol.
+    """
     collector, active = segment_flow(receiver_url, segment, **config)
-    with serving_collector(collector, http) as (url, source):
-        yield Served(url, collector, active, source)
+    with _listening(collector, http, httptools) as (url, source, server):
+        yield Served(url, collector, active, source, server)
 
 
 @contextmanager
@@ -44,14 +49,24 @@ def serving_collector(
     collector: Collector, http: dict[str, Any] | None = None
 ) -> Iterator[tuple[str, HttpSource]]:
     """Any collector behind the http source on 127.0.0.1: yields (base URL, source)."""
+    with _listening(collector, http) as (url, source, _server):
+        yield url, source
+
+
+@contextmanager
+def _listening(
+    collector: Collector, http: dict[str, Any] | None, httptools: bool | None = None
+) -> Iterator[tuple[str, HttpSource, FlowServer]]:
     source = HttpSource(HttpSettings.model_validate({"host": "127.0.0.1", **(http or {})}))
-    server = make_server(source.app(collector), shutdown_timeout=5)
+    server = make_server(
+        source.app(collector), shutdown_timeout=5, limits=source.settings, httptools=httptools
+    )
     sock = bind("127.0.0.1", 0)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
         assert server.listening.wait(10), "the server did not start"
-        yield address(sock), source
+        yield address(sock), source, server
     finally:
         server.should_exit = True
         thread.join(10)
