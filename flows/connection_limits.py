@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from time import monotonic
@@ -87,8 +88,12 @@ def answer(status: int, reason: str, *extra: str) -> bytes:
 class ConnectionGuard:
     """What the connections of one server share: the limits, the answers, the sweep timer."""
 
-    def __init__(self, limits: ConnectionLimits) -> None:
+    def __init__(
+        self, limits: ConnectionLimits, answered: Callable[[int], None] | None = None
+    ) -> None:
         self.limits = limits
+        self.answered = answered or _uncounted
+        """Counts each answer written here by status (the source's flows_http_requests_total)."""
         ms = round(limits.headers_timeout * 1000), round(limits.request_timeout * 1000)
         self.too_large = answer(
             431, f"request line and headers over maxHeaderSize ({limits.max_header_size} bytes)"
@@ -151,6 +156,7 @@ class LimitedConnection(_Base):
             self.transport = transport
             self._phase = IDLE
             transport.write(guard.busy)
+            guard.answered(503)
             transport.close()
             return
         super().connection_made(transport)
@@ -203,6 +209,7 @@ class LimitedConnection(_Base):
         self._phase = IDLE
         if cycle is None or cycle.response_complete:
             transport.write(self.guard.too_large)
+            self.guard.answered(431)
             if transport.can_write_eof():
                 transport.write_eof()
                 self._phase = LINGER
@@ -224,12 +231,20 @@ class LimitedConnection(_Base):
         if phase == HEAD:
             if self._head_bytes and (cycle is None or cycle.response_complete):
                 transport.write(self.guard.headers_late)
+                self.guard.answered(408)
         elif phase == BODY and cycle is not None and not cycle.response_started:
             transport.write(self.guard.request_late)
+            self.guard.answered(408)
         transport.close()  # the app's next read gets http.disconnect: nothing is pushed
 
 
-def protocol_class(limits: ConnectionLimits, *, fast: bool) -> type[LimitedConnection]:
+def _uncounted(status: int) -> None:
+    """No source to count answers for (a bare app)."""
+
+
+def protocol_class(
+    limits: ConnectionLimits, *, fast: bool, answered: Callable[[int], None] | None = None
+) -> type[LimitedConnection]:
     """A protocol class for one server: httptools when ``fast``, else h11 (pure Python)."""
     base: type[LimitedConnection]
     if fast:
@@ -240,7 +255,7 @@ def protocol_class(limits: ConnectionLimits, *, fast: bool) -> type[LimitedConne
         from flows.limited_h11 import LimitedH11Protocol
 
         base = LimitedH11Protocol
-    guard = ConnectionGuard(limits)
+    guard = ConnectionGuard(limits, answered)
     return type(base.__name__, (base,), {"guard": guard, "max_head": limits.max_header_size})
 
 

@@ -293,7 +293,7 @@ def make_server(
         log_config=None,
         server_header=False,
         date_header=False,
-        http=protocol_class(connection_limits, fast=fast),
+        http=protocol_class(connection_limits, fast=fast, answered=_answer_counter(app)),
         ws="none",
         h11_max_incomplete_event_size=settings.max_header_size,
         **stack,
@@ -306,6 +306,12 @@ def make_server(
         shutdown_timeout=shutdown_timeout,
         on_stopping=getattr(app, "stop_accepting", None),
     )
+
+
+def _answer_counter(app: Any) -> Callable[[int], None] | None:
+    """The source's answer counter, so 408, 431 and the connection cap's 503 are counted."""
+    stats = getattr(app, "stats", None)
+    return getattr(stats, "answered", None)
 
 
 def address(sock: socket.socket) -> str:

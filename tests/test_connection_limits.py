@@ -190,6 +190,7 @@ def test_headers_of_max_header_size_are_served_and_one_byte_more_gets_431(
         "pipelined-track",
         "marker-track",
     }
+    assert served.source.stats.requests[431] == 1, "counted in flows_http_requests_total"
 
 
 def test_a_16_mb_header_is_refused_without_being_buffered(served: Served) -> None:
@@ -276,7 +277,7 @@ def test_a_body_that_stalls_is_cut_after_request_timeout_and_nothing_of_it_is_ac
     assert json.loads(answer)["error"] == "request not complete within requestTimeout (600 ms)"
     assert delivered(segment_receiver, served, "marker") == {"meanwhile-track", "marker-track"}
     requests_done(served)
-    assert served.source.stats.requests == {200: 2}  # the cut request is not counted as an answer
+    assert served.source.stats.requests == {200: 2, 408: 1}  # the cut request: its 408, no 400
     assert served.source.stats.received == 2
     assert warnings_logged(caplog) == []
 
