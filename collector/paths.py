@@ -107,7 +107,7 @@ def _compile_dot_path(keys: list[str], default: Any) -> Getter:
 
         def get_each(value: Any) -> Any:
             items = head(value) if head is not None else value
-            if not isinstance(items, list):
+            if not isinstance(items, list | tuple):
                 # walkerOS only fans out over arrays; elsewhere "*" is a plain key.
                 return _lookup_steps(items, ("*",), default)
             # A missing slot is JSON null, as JavaScript's undefined in an array.
@@ -157,7 +157,7 @@ def _lookup_steps(value: Any, steps: tuple[str | tuple[str, int], ...], default:
     for step in steps:
         if isinstance(step, tuple):
             text, index = step
-            if isinstance(current, list):
+            if isinstance(current, list | tuple):  # context pairs are tuples once validated
                 current = current[index] if index < len(current) else UNDEFINED
             elif isinstance(current, dict):
                 current = current.get(text, UNDEFINED)

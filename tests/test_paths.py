@@ -55,3 +55,17 @@ def test_a_compiled_deleter_removes_and_leaves_the_input_alone() -> None:
     assert compile_deleter("a.b")(data) == {"a": {"c": 2}, "d": 3}
     assert compile_deleter("x.y")(data) == data
     assert data == {"a": {"b": 1, "c": 2}, "d": 3}
+
+
+def test_a_numeric_segment_indexes_a_context_pair_of_a_validated_event() -> None:
+    """Validation makes context ``[value, order]`` pairs tuples; ``context.shopping.0`` still reads.
+
+    It read nothing in ``flows push`` and ``flows run`` (only lists were indexed), while a
+    mapping tested on a raw dict worked.
+    """
+    from collector.collector import Collector
+
+    event = Collector().prepare({"name": "product view", "context": {"shopping": ["detail", 0]}})
+    assert type(event["context"]["shopping"]) is tuple
+    assert compile_value_reader("context.shopping.0")(event, None) == "detail"
+    assert compile_value_reader("context.shopping.1")(event, None) == 0
