@@ -12,7 +12,7 @@ from typing import Any
 
 from collector.collector import Collector, build_destination
 from destination_segment.calls import SegmentCall
-from destination_segment.identity import traits_fingerprint
+from destination_segment.identity import SeenCache, traits_fingerprint
 from destination_segment.receiver import SegmentReceiver
 from tests.segment_helpers import WRITE_KEY, segment_flow
 
@@ -129,3 +129,25 @@ def test_an_identify_dropped_on_a_full_queue_is_sent_with_the_next_event(
         "fill1-track",
         "login2-identify",
     }
+
+
+def test_the_memory_keeps_exactly_max_size_identities_and_evicts_the_least_recent() -> None:
+    seen = SeenCache(max_size=2)
+    assert seen.changed("a", 1)
+    assert seen.changed("b", 1)
+    assert len(seen) == 2, "exactly max_size fit"
+    assert not seen.changed("a", 1)  # a is now the most recent
+    assert seen.changed("c", 1)  # evicts b, the least recent
+    assert len(seen) == 2
+    assert not seen.changed("a", 1), "a was kept"
+    assert not seen.changed("c", 1), "the newest was kept"
+    assert seen.changed("b", 1), "b was evicted"
+
+
+def test_forgetting_an_unknown_identity_is_harmless() -> None:
+    seen = SeenCache(max_size=2)
+    seen.forget("never-seen")  # e.g. a failed send of a call evicted meanwhile
+    assert seen.changed("a", 1)
+    seen.forget("a")
+    seen.forget("a")
+    assert seen.changed("a", 1)
