@@ -40,3 +40,8 @@ def positive(result: Any, context: MappingContext) -> bool:
 def event_name(value: Any, context: MappingContext) -> Any:
     """A ``fn`` that reads the event it is mapped for, not the value."""
     return context.event.get("name") if isinstance(context.event, dict) else None
+
+
+def event_type(value: Any, context: MappingContext) -> str:
+    """A ``fn`` that tells what the mapping context holds as its event."""
+    return type(context.event).__name__

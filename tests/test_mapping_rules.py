@@ -84,6 +84,9 @@ def test_table_errors_and_the_prefix_of_every_path() -> None:
     with pytest.raises(MappingConfigError) as caught:
         compile_rules(5)
     assert caught.value.path == "mapping"
+    with pytest.raises(MappingConfigError) as caught:
+        compile_mapping({"mapping": 5})
+    assert caught.value.path == "mapping", "no path given: no prefix"
 
 
 def test_a_compiled_rule_keeps_what_it_was_given() -> None:
@@ -178,6 +181,7 @@ def test_include_flattens_sections_and_the_rules_include_wins() -> None:
         "data_id": "p",
         "context_stage": "checkout",
     }
+    assert flatten_include({"data": {"tags": ["a", "b"]}}, ["data"]) == {"data_tags": ["a", "b"]}
     assert flatten_include(event, ["event"]) == {
         "event_id": "e1",
         "event_name": "page view",
@@ -207,6 +211,8 @@ def test_include_goes_under_the_mapped_data_and_never_over_a_non_object() -> Non
     assert with_data.process(event).data == {"data_title": "mine"}
     as_list = compile_mapping({"include": ["data"], "data": {"set": ["data.title"]}})
     assert as_list.process(event).data == ["Home"]
+    merged = compile_mapping({"include": ["data"], "data": {"map": {"x": {"value": 1}}}})
+    assert merged.process(event).data == {"data_title": "Home", "x": 1}
     nothing = compile_mapping({"include": ["globals"]})
     assert nothing.process(event).data is UNDEFINED
 
@@ -230,5 +236,6 @@ def test_get_mapping_value_maps_against_the_event_it_is_given() -> None:
     config = {"fn": "tests.mapping_callables:event_name"}
     assert get_mapping_value({"v": 1}, config, event={"name": "page view"}) == "page view"
     assert get_mapping_value({"name": "self"}, config) == "self", "no event: the value is the event"
+    assert get_mapping_value("text", {"fn": "tests.mapping_callables:event_type"}) == "dict"
     assert get_mapping_value(None, {"value": 5}) is UNDEFINED
     assert get_mapping_value(UNDEFINED, {"value": 5}) is UNDEFINED

@@ -104,6 +104,7 @@ def test_an_object_without_a_producer_gives_the_value_or_its_static_value() -> N
     assert resolve({"value": 42}, {"a": 1}) == 42
     assert resolve({"key": None}, {"a": 1}) == {"a": 1}, "walkerOS: the value itself"
     assert resolve({"key": None}, None) is UNDEFINED
+    assert resolve({"value": None}, {"a": 1}) == {"a": 1}, "a null value is no static value"
     assert resolve({}, {"a": 1}) is UNDEFINED
 
 
@@ -122,6 +123,7 @@ def test_loop_over_this_and_over_a_list_with_holes() -> None:
     items = {"items": [{"id": "a"}, None, {"id": "b"}, {"other": 1}]}
     assert resolve({"loop": ["items", {"key": "id"}]}, items) == ["a", "b"]
     assert resolve({"loop": ["missing", "id"], "value": "none"}, items) == "none"
+    assert resolve({"loop": ["l", {"value": "x"}]}, {"l": [1, None]}) == ["x"], "null is skipped"
 
 
 def test_each_wrong_shape_is_named_where_it_is() -> None:
@@ -148,6 +150,9 @@ def test_each_wrong_shape_is_named_where_it_is() -> None:
         "unknown value config key 'mpa'; did you mean \"map\"?",
     )
     assert config_error({"zzz": 1}, "")[:2] == ("zzz", "unknown value config key 'zzz'")
+    with pytest.raises(MappingConfigError) as caught:
+        compile_value({"zzz": 1})
+    assert caught.value.path == "zzz", "no path given: the key alone"
 
 
 def test_nested_errors_carry_the_full_path() -> None:
