@@ -49,10 +49,12 @@ def test_numeric_keys_index_lists_and_also_read_object_keys() -> None:
     assert compile_path("a.0.x", "d")(value) == "d"
     assert compile_path("l.5.b", "d")(value) == "d"
     assert compile_path("a.1.b", "d")(value) == "d"
+    assert compile_path("a.1", "d")(value) == "d", "a missing numeric key of an object"
 
 
 def test_a_missing_middle_key_gives_the_default() -> None:
     assert compile_path("a.b", "d")({"a": 5}) == "d"
+    assert compile_path("a.b", "d")({"a": {}}) == "d"
     assert compile_path("a.b", "d")({"a": [1]}) == "d"
     assert compile_path("a.b.c", "d")({"a": {"b": 5}}) == "d"
 

@@ -15,6 +15,7 @@ from flows.http_input import (
     BadRequestError,
     Limits,
     _first_violation,
+    _within,
     body_within,
     parse_body,
     parse_pixel_query,
@@ -113,6 +114,11 @@ def test_a_body_is_proven_within_by_its_bytes_only_inside_every_bound() -> None:
     assert not body_within(b"[[[[[[]]]]]]", LIMITS)
     assert body_within(b" " * 64, LIMITS)
     assert not body_within(b" " * 65, LIMITS)
+
+
+def test_a_whole_event_that_is_a_string_is_judged_by_its_length() -> None:
+    assert _within("x" * 64, LIMITS)
+    assert not _within("x" * 65, LIMITS)
 
 
 def test_violations_in_lists_name_their_index_from_the_root() -> None:
