@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench clean
+.PHONY: run test lint typecheck unit bench coverage mutate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,5 +32,21 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
+# Line and branch coverage of the whole suite, subprocesses included (flows run, push, ...).
+coverage: $(STAMP)
+	rm -f .coverage .coverage.*
+	$(BIN)/coverage run -m pytest
+	$(BIN)/coverage combine --quiet
+	$(BIN)/coverage report
+
+# Mutation testing of the modules that decide what is sent and refused (not in CI: slow).
+# Results: docs/mutation-survivors.md. `make mutate MUTANTS='flows.http_input*'` runs one module.
+MUTANTS ?=
+mutate: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,mutation]'
+	PATH="$(CURDIR)/$(BIN):$$PATH" FLOWS_SHARED_FIXTURES="$(abspath ../shared/fixtures)" \
+		$(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache mutants .coverage .coverage.*

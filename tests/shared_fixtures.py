@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+SHARED_FIXTURES = Path(
+    os.environ.get("FLOWS_SHARED_FIXTURES")
+    or Path(__file__).resolve().parents[2] / "shared" / "fixtures"
+)
+"""``shared/fixtures`` beside the checkout; ``make mutate`` runs the tests from a copy inside
+the checkout (``mutants/``), so it names the same folder with FLOWS_SHARED_FIXTURES."""
 
 
 @cache

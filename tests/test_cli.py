@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import jsonschema_rs
 import pytest
 
 from destination_segment.receiver import SegmentReceiver
@@ -132,10 +133,22 @@ def test_push_reports_invalid_events_with_paths(tmp_path: Path) -> None:
 
 
 def test_schema_is_valid_json_schema() -> None:
+    """The schema passes its metaschema, the example flows pass it, and broken ones do not."""
     result = run_flows("schema")
     assert result.returncode == 0
     schema = json.loads(result.stdout)
-    assert schema["$schema"].startswith("https://json-schema.org/")
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema_rs.meta.validate(schema)  # raises, naming the keyword, when it is not
+    validator = jsonschema_rs.validator_for(schema)
+    flows = sorted(EXAMPLES.glob("*.flow.json"))
+    assert flows
+    for flow_file in flows:
+        document = json.loads(flow_file.read_text())
+        assert not [error.message for error in validator.iter_errors(document)], flow_file.name
+    broken = json.loads(DEMO_FLOW.read_text())
+    broken["flows"]["default"]["destinations"]["segment"]["config"]["settings"]["flushAt"] = "x"
+    assert not validator.is_valid(broken), "a wrong settings type must not pass the schema"
+    assert not validator.is_valid({**json.loads(DEMO_FLOW.read_text()), "flowz": {}})
 
 
 def _send_until_refused(url: str, accepted: list[str], sent_enough: threading.Event) -> None:

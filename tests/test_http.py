@@ -127,8 +127,18 @@ def test_pixel_get_answers_a_gif_and_delivers_the_event(
     [message] = segment_receiver.wait_for(1)
     assert (message["messageId"], message["userId"]) == ("px1-track", "u9")
     assert message["timestamp"].startswith("2023-11-14T22:13:20")
-    as_json = client.get(served.collect, params={"e": json.dumps(event("px2"))})
+    whole = event("px2", user={"id": "u-json", "session": "s-json"}, timestamp=1700000000500)
+    as_json = client.get(served.collect, params={"e": json.dumps(whole)})
     assert as_json.status_code == 200
+    assert as_json.content == GIF
+    arrived = segment_receiver.wait_for(2)[1]
+    assert (arrived["messageId"], arrived["type"], arrived["event"]) == (
+        "px2-track",
+        "track",
+        "product view",
+    )
+    assert (arrived["userId"], arrived["anonymousId"]) == ("u-json", "s-json")
+    assert arrived["timestamp"].startswith("2023-11-14T22:13:20.500")
     bad = client.get(f"{served.collect}?name=nospace")
     assert bad.status_code == 400
     assert bad.content == GIF

@@ -1,0 +1,47 @@
+"""Callables that test flows name by import path (``tests.mapping_callables:double``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collector.mapping import MappingContext
+
+
+def double(value: Any, context: MappingContext) -> Any:
+    """A ``fn``: numbers doubled; anything else is no value (None)."""
+    return value * 2 if type(value) is int else None
+
+
+def seen(value: Any, context: MappingContext) -> Any:
+    """A ``fn`` that shows what it was handed: the value and the consent it could see."""
+    return {"value": value, "consent": dict(context.consent or {})}
+
+
+def fails(value: Any, context: MappingContext) -> Any:
+    """A ``fn``, ``condition`` or ``validate`` that raises, as a buggy one would."""
+    raise ValueError("boom")
+
+
+def is_flagged(value: Any, context: MappingContext) -> bool:
+    """A ``condition`` on the value it is given."""
+    return isinstance(value, dict) and value.get("flag") is True
+
+
+def is_product(event: Any, context: MappingContext) -> bool:
+    """A rule ``condition``: called with the event."""
+    return isinstance(event, dict) and event.get("data", {}).get("kind") == "product"
+
+
+def positive(result: Any, context: MappingContext) -> bool:
+    """A ``validate`` on the resolved result."""
+    return type(result) is int and result > 0
+
+
+def event_name(value: Any, context: MappingContext) -> Any:
+    """A ``fn`` that reads the event it is mapped for, not the value."""
+    return context.event.get("name") if isinstance(context.event, dict) else None
+
+
+def event_type(value: Any, context: MappingContext) -> str:
+    """A ``fn`` that tells what the mapping context holds as its event."""
+    return type(context.event).__name__
