@@ -130,7 +130,12 @@ class CollectorApp:
                 try:
                     self.collector.start()
                 except Exception as error:
-                    logger.exception("destinations failed to start")
+                    logger.error(
+                        "destinations failed to start: %s: %s",
+                        type(error).__name__,
+                        error,
+                        exc_info=logger.isEnabledFor(logging.DEBUG),
+                    )
                     await send({"type": "lifespan.startup.failed", "message": str(error)})
                     return
                 publisher = self._start_publishing()

@@ -56,12 +56,14 @@ def parse_body(body: bytes, limits: Limits) -> list[Any]:
 
 
 def _json_reason(error: orjson.JSONDecodeError) -> str:
-    reason = str(error.msg) if hasattr(error, "msg") else str(error)
-    if "recursion" in reason.lower():
-        return "nested too deeply"
-    return (
-        f"{reason} at position {error.pos}" if getattr(error, "pos", None) is not None else reason
-    )
+    """orjson's reason and position (it always gives both), in words a client can act on."""
+    if error.msg == "depth limit exceeded":
+        return f"nested too deeply (over {ORJSON_MAX_DEPTH} levels)"
+    return f"{error.msg} at position {error.pos}"
+
+
+ORJSON_MAX_DEPTH = 1024
+"""The deepest nesting orjson parses; maxDepth (per event) is far below it."""
 
 
 def body_within(body: bytes, limits: Limits) -> bool:

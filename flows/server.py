@@ -202,7 +202,8 @@ def serve_socket(
         source.app(collector), shutdown_timeout, on_listening=on_listening, limits=source.settings
     )
     tune_gc()
-    server.run(sockets=[sock])
+    with contextlib.suppress(SystemExit):  # uvicorn exits with 3 when the startup failed
+        server.run(sockets=[sock])
     if not server.started:
         logger.error("server did not start (see the errors above)")
         flush_by(collector, time.monotonic() + shutdown_timeout)

@@ -155,16 +155,17 @@ def _send_until_refused(url: str, accepted: list[str], sent_enough: threading.Ev
     """Post small batches until the server stops answering; record ids answered 200."""
     with httpx.Client(timeout=10) as client:
         for index in range(100_000):
+            ids = [f"r{index}-{n}" for n in range(5)]
             batch = [
-                {"name": "product view", "id": f"r{index}-{n}", "user": {"id": f"u{n}"}}
-                for n in range(5)
+                {"name": "product view", "id": event_id, "user": {"id": f"u{n}"}}
+                for n, event_id in enumerate(ids)
             ]
             try:
                 response = client.post(url, json={"batch": batch})
             except httpx.TransportError:
                 return
             if response.status_code == 200:
-                accepted.extend(event["id"] for event in batch)
+                accepted.extend(ids)
             if len(accepted) >= 200:
                 sent_enough.set()
 

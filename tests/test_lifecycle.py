@@ -177,10 +177,11 @@ def test_flows_run_exits_non_zero_when_a_destination_cannot_start(tmp_path: Path
             process.wait()
     assert polls >= 1, "the process was polled while it ran"
     assert 200 not in statuses, statuses
-    assert process.returncode != 0
+    assert process.returncode == 1, "the README's exit code for an error"
     assert "serving" not in stdout, "no banner for a server that never started"
     assert "destinations failed to start" in stderr
     assert f"No such file or directory: '{missing}'" in stderr
+    assert "Traceback" not in stderr, "one clear line (a traceback only with --log-level debug)"
 
 
 # -- a destination whose shutdown raises ---------------------------------------------------------

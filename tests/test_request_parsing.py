@@ -47,6 +47,11 @@ def test_each_unusable_body_gets_its_own_400() -> None:
     assert refusal(b'{"batch": {"name": "a b"}}') == (400, "batch: must be a list of events")
 
 
+def test_a_body_nested_past_orjsons_limit_is_named_as_too_deep() -> None:
+    deep = b"[" * 1030 + b"]" * 1030
+    assert refusal(deep) == (400, "invalid JSON: nested too deeply (over 1024 levels)")
+
+
 def test_an_event_that_has_a_batch_field_is_one_event_not_a_batch() -> None:
     event = b'{"name": "a b", "batch": [1, 2]}'
     assert parse_body(event, LIMITS) == [{"name": "a b", "batch": [1, 2]}]
