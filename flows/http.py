@@ -41,6 +41,9 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+Answer = tuple[int, bytes, Headers]
+"""A status, a body and the headers to send with it."""
 
 logger = logging.getLogger("flows.source.http")
 
@@ -205,8 +208,8 @@ class CollectorApp:
             )
 
     async def _events(
-        self, method: str, scope: Scope, headers: list[tuple[bytes, bytes]], receive: Receive
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        self, method: str, scope: Scope, headers: Headers, receive: Receive
+    ) -> Answer:
         """A POST or pixel; one still unfinished at the stop's drain deadline gets a 503."""
         try:
             if method == "POST":
@@ -236,9 +239,7 @@ class CollectorApp:
             return self.metrics_enabled
         return self.status_enabled and path in ("/health", "/ready")
 
-    async def _answer(
-        self, send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
-    ) -> None:
+    async def _answer(self, send: Send, status: int, body: bytes, headers: Headers) -> None:
         self.stats.answered(status)
         await send(
             {
@@ -255,9 +256,7 @@ class CollectorApp:
 
     # -- events ------------------------------------------------------------------------------
 
-    async def _post(
-        self, scope: Scope, headers: list[tuple[bytes, bytes]], receive: Receive
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    async def _post(self, scope: Scope, headers: Headers, receive: Receive) -> Answer:
         refused = self._refuse(headers)
         if refused is not None:
             return refused
@@ -285,9 +284,7 @@ class CollectorApp:
             return _error(error.status, error.reason)
         return await self._admit(events, scope, headers, checked=body_within(body, self.limits))
 
-    async def _pixel(
-        self, scope: Scope, headers: list[tuple[bytes, bytes]]
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    async def _pixel(self, scope: Scope, headers: Headers) -> Answer:
         gif = [(b"content-type", b"image/gif")]
         refused = self._refuse(headers)
         if refused is not None:  # the same status and headers, with the GIF as the body
@@ -300,9 +297,7 @@ class CollectorApp:
         status, _body, extra = await self._admit([event], scope, headers)
         return status, GIF, [*(h for h in extra if h[0] == b"retry-after"), *gif]
 
-    def _refuse(
-        self, headers: list[tuple[bytes, bytes]]
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
+    def _refuse(self, headers: Headers) -> Answer | None:
         """Why not to take events now (no token, overload), before reading the body."""
         if self.auth_header is not None:
             given = next((v for n, v in headers if n == self.auth_header), b"")
@@ -341,9 +336,9 @@ class CollectorApp:
         self,
         events: list[Any],
         scope: Scope,
-        headers: list[tuple[bytes, bytes]],
+        headers: Headers,
         checked: bool = False,
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    ) -> Answer:
         """Hold queue room for the whole request, then push it; else 503 and nothing taken.
 
         Decided once the body is in, with the room held (``Collector.reserve``)
@@ -369,9 +364,9 @@ class CollectorApp:
         self,
         events: list[Any],
         scope: Scope,
-        headers: list[tuple[bytes, bytes]],
+        headers: Headers,
         checked: bool,
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    ) -> Answer:
         """``_accept``, then give back the room ``_admit`` held for it."""
         try:
             return self._accept(events, scope, headers, checked)
@@ -382,9 +377,9 @@ class CollectorApp:
         self,
         events: list[Any],
         scope: Scope,
-        headers: list[tuple[bytes, bytes]],
+        headers: Headers,
         checked: bool = False,
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    ) -> Answer:
         """Push each event; ``checked``: the body was small enough to be within every limit."""
         stats = self.stats
         stats.received += len(events)
@@ -423,9 +418,7 @@ class CollectorApp:
         )
         return 400, body, [_JSON]
 
-    def _ingest_values(
-        self, scope: Scope, headers: list[tuple[bytes, bytes]]
-    ) -> list[tuple[IngestTarget, Any]]:
+    def _ingest_values(self, scope: Scope, headers: Headers) -> list[tuple[IngestTarget, Any]]:
         request = _request_context(scope, headers)
         context = MappingContext(request, None)
         values = []
@@ -452,11 +445,11 @@ def _refused(refusals: list[tuple[str, EventRejected]]) -> list[FieldError]:
     return [FieldError(f"destinations.{where}", refusal.reason) for where, refusal in refusals]
 
 
-def _error(status: int, reason: str) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+def _error(status: int, reason: str) -> Answer:
     return status, orjson.dumps({"ok": False, "error": reason}), [_JSON]
 
 
-def _overloaded(reason: str, retry_after: bytes) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+def _overloaded(reason: str, retry_after: bytes) -> Answer:
     status, body, headers = _error(503, f"{reason}; retry after {retry_after.decode()}s")
     return status, body, [*headers, (b"retry-after", retry_after)]
 
@@ -481,7 +474,7 @@ def _compile_ingest(ingest: dict[str, Any] | None) -> list[tuple[IngestTarget, R
     ]
 
 
-def _request_context(scope: Scope, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+def _request_context(scope: Scope, headers: Headers) -> dict[str, Any]:
     by_name = {n.decode("latin-1"): v.decode("latin-1") for n, v in headers}
     client = scope.get("client")
     language = by_name.get("accept-language", "")
