@@ -70,9 +70,15 @@ class FlowServer(uvicorn.Server):
         return started + self.shutdown_timeout
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """Begin the stop; a repeated signal changes nothing, since the stop has its deadline.
+
+        (uvicorn would make a second SIGINT a forced exit that skips the drain and the
+        lifespan shutdown; with ``--workers`` a Ctrl-C reaches each worker twice, from the
+        terminal and from the parent.)
+        """
         if self.stop_requested is None:
             self.stop_requested = time.monotonic()
-        super().handle_exit(sig, frame)
+        self.should_exit = True
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """Stop listening, answer new requests 503, give those in flight until the drain

@@ -32,6 +32,19 @@ def _stuck_request(url: str) -> socket.socket:
     return sock
 
 
+def _await_refused(host: str, port: int, timeout: float = 10.0) -> None:
+    """Wait until the server stopped listening (its stop began)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+        except ConnectionRefusedError:
+            return
+        except ConnectionResetError:
+            continue  # accepted as the listener closed, then dropped: look again
+    raise AssertionError("the server kept listening after the signal")
+
+
 def _read_answer(sock: socket.socket) -> bytes:
     chunks = []
     while chunk := sock.recv(65536):
@@ -120,3 +133,32 @@ def test_requests_after_the_stop_began_are_answered_503_not_dropped(tmp_path: Pa
         late = sum(1 for m in receiver.messages() if m.get("event") == "late event")
         assert late == statuses.count(200), "every late event answered 200 was delivered"
         assert 500 not in statuses
+
+
+def test_a_second_sigint_does_not_cut_the_stop_short(tmp_path: Path) -> None:
+    """Ctrl-C twice (or a worker's terminal and its parent both) still lets requests finish.
+
+    The request's body is sent only after both signals: it is answered 200 and delivered,
+    where a forced exit would have cut it off.
+    """
+    body = orjson.dumps({"name": "product view", "id": "late-body", "user": {"id": "u"}})
+    with SegmentReceiver() as receiver:
+        env = {"SEGMENT_HOST": receiver.url, "FLOWS_DEAD_LETTER_DIR": str(tmp_path)}
+        with flows_running(DEMO_FLOW, "--shutdown-timeout", "4", env=env) as (process, url, _):
+            host, port = url.removeprefix("http://").split(":")
+            with socket.create_connection((host, int(port)), timeout=15) as sock:
+                sock.sendall(
+                    b"POST /collect HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body)
+                )
+                assert sock.recv(100).startswith(b"HTTP/1.1 100"), "the app awaits the body"
+                process.send_signal(signal.SIGINT)
+                _await_refused(host, int(port))  # the first was handled: not merged with the next
+                process.send_signal(signal.SIGINT)
+                time.sleep(0.5)  # the behaviour under test: a body still on its way in the stop
+                sock.sendall(body)
+                answer = _read_answer(sock)
+            assert process.wait(timeout=30) == 0
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:120]
+        receiver.wait_for(1)
+    assert receiver.message_ids() == {"late-body-track"}
