@@ -213,8 +213,8 @@ def test_a_preflight_is_echoed_up_to_exactly_the_cap(
     assert over.headers["access-control-allow-headers"] == "Content-Type, traceparent, tracestate"
 
 
-def test_header_names_are_lowercase_as_asgi_requires() -> None:
-    """ASGI requires lowercase names in http.response.start; HTTP/2 refuses any other."""
+def test_header_names_are_lowercase_as_asgi_asks() -> None:
+    """ASGI asks for lowercase names in http.response.start; HTTP/2 refuses any other."""
     listed = CorsSettings.model_validate({"origin": [SHOP], "credentials": True, "maxAge": 60})
     cors = Cors(listed, "X-Shop-Token")
     assert cors.headers([(b"origin", SHOP.encode())]) == [
