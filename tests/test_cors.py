@@ -12,7 +12,7 @@ import pytest
 
 from destination_segment.receiver import SegmentReceiver
 from flows.config import FlowError, resolve_flow
-from flows.cors import Cors
+from flows.cors import MAX_ECHOED_HEADERS, Cors, trace_header_warning
 from flows.http_settings import CorsSettings, HttpSettings
 from flows.openapi import openapi_document
 from tests.cli_helpers import DEMO_FLOW, run_flows
@@ -188,6 +188,71 @@ def test_a_configured_header_list_is_what_every_preflight_gets(
     assert answer.headers["access-control-allow-headers"] == "Content-Type, traceparent"
 
 
+def test_a_preflight_that_asks_for_no_headers_gets_the_defaults(
+    segment_receiver: SegmentReceiver, client: httpx.Client
+) -> None:
+    """A browser sends no Access-Control-Request-Headers when it only needs safelisted ones."""
+    with serving(segment_receiver.url) as served:
+        answer = client.options(
+            served.collect, headers={"origin": SHOP, "access-control-request-method": "POST"}
+        )
+    assert answer.status_code == 204
+    assert answer.headers["access-control-allow-headers"] == "Content-Type, traceparent, tracestate"
+    assert "Access-Control-Request-Headers" in answer.headers["vary"]
+
+
+def test_a_preflight_is_echoed_up_to_exactly_the_cap(
+    segment_receiver: SegmentReceiver, client: httpx.Client
+) -> None:
+    at_cap = "x-" + "a" * (MAX_ECHOED_HEADERS - 2)
+    with serving(segment_receiver.url) as served:
+        echoed = preflight(client, served.collect, at_cap)
+        over = preflight(client, served.collect, at_cap + "a")
+    assert len(at_cap) == MAX_ECHOED_HEADERS
+    assert echoed.headers["access-control-allow-headers"] == at_cap
+    assert over.headers["access-control-allow-headers"] == "Content-Type, traceparent, tracestate"
+
+
+def test_header_names_are_lowercase_as_asgi_asks() -> None:
+    """ASGI asks for lowercase names in http.response.start; HTTP/2 refuses any other."""
+    listed = CorsSettings.model_validate({"origin": [SHOP], "credentials": True, "maxAge": 60})
+    cors = Cors(listed, "X-Shop-Token")
+    assert cors.headers([(b"origin", SHOP.encode())]) == [
+        (b"access-control-allow-origin", SHOP.encode()),
+        (b"vary", b"Origin"),
+        (b"access-control-allow-credentials", b"true"),
+    ]
+    assert cors.preflight([(b"access-control-request-headers", b"x-anything")]) == [
+        (b"access-control-allow-methods", b"POST, GET, OPTIONS"),
+        (b"access-control-allow-headers", b"Content-Type, traceparent, tracestate, X-Shop-Token"),
+        (b"access-control-max-age", b"60"),
+    ]
+    wildcard = Cors(CorsSettings.model_validate({}))
+    assert wildcard.headers([(b"origin", SHOP.encode())]) == [
+        (b"access-control-allow-origin", b"*")
+    ]
+    assert wildcard.preflight([(b"access-control-request-headers", b"x-a")]) == [
+        (b"access-control-allow-methods", b"POST, GET, OPTIONS"),
+        (b"access-control-allow-headers", b"x-a"),
+        (b"access-control-max-age", b"600"),
+        (b"vary", b"Access-Control-Request-Headers"),
+    ]
+
+
+def test_the_traceparent_warning_only_for_a_list_that_leaves_it_out() -> None:
+    def cors(headers: list[str] | None) -> CorsSettings:
+        return CorsSettings.model_validate({"headers": headers})
+
+    assert trace_header_warning(True) is None
+    assert trace_header_warning(False) is None
+    assert trace_header_warning(cors(None)) is None  # the preflight echoes what is asked
+    assert trace_header_warning(cors(["Content-Type", "TraceParent"])) is None
+    assert trace_header_warning(cors(["Content-Type", "tracestate"])) == (
+        "leaves out traceparent, which walkerOS's api destination sends with every fetch, "
+        'so browsers will block those fetches; add "traceparent"'
+    )
+
+
 # -- checkOrigin ---------------------------------------------------------------------------
 
 CHECKED = {"cors": {"origin": [SHOP]}, "checkOrigin": True}
@@ -263,11 +328,19 @@ def test_referer_stands_in_for_a_missing_origin(
         origin_wins = beacon(
             client, served.collect, "r7", origin="https://evil.example", referer=f"{SHOP}/"
         )
+        origin_after = beacon(
+            client, served.collect, "r8", referer=f"{SHOP}/", origin="https://evil.example"
+        )
+        file_page = beacon(client, served.collect, "r9", referer="file:///home/u/page.html")
+        no_scheme = beacon(client, served.collect, "r10", referer="://evil.example/page")
     assert [cart.status_code, home.status_code, bare.status_code] == [200, 200, 200]
     refused_because(evil, "https://shop.example.evil.com")
     refused_because(userinfo, f"{SHOP}@evil.example")
     refused_because(query, "https://evil.example?https:")
     refused_because(origin_wins, "https://evil.example")
+    refused_because(origin_after, "https://evil.example")  # whichever header comes first
+    refused_because(file_page, "file://")  # cut at the first / after ://, as any other
+    refused_because(no_scheme, "://evil.example")
 
 
 def test_requests_with_neither_header_pass_unless_strict(
