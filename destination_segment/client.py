@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from segment.analytics.consumer import Consumer
+from segment.analytics.consumer import MAX_MSG_SIZE, Consumer
 
 from collector.destination import ShutdownReport
 from collector.histogram import Histogram
@@ -32,7 +32,6 @@ from destination_segment.sdk_client import FastEnqueueClient, MessageTooLargeErr
 from destination_segment.settings import SegmentSettings
 
 logger = logging.getLogger("flows.destination.segment")
-MAX_MESSAGE_SIZE = 32 * 1024
 Staged = tuple[dict[str, Any], int]
 """A message as the SDK would queue it, and its encoded size."""
 
@@ -170,7 +169,7 @@ class SegmentClient:
         except MessageTooLargeError as error:
             reason = (
                 f"the {call.type} message is {error.size} bytes, over Segment's 32 KB limit "
-                f"({MAX_MESSAGE_SIZE} bytes); send less data"
+                f"({MAX_MSG_SIZE} bytes); send less data"
             )
         except (AssertionError, RuntimeError) as error:  # the SDK refuses bad ids by raising
             reason = f"the SDK refuses the {call.type} call: {first_line(error)[:200]}"

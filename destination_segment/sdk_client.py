@@ -136,7 +136,7 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
         """
         copied = self._copied(kind, params) if self.send and not self.sync_mode else None
         if copied is None:  # only the SDK's own method knows this message: let it build it
-            message = preview_client().render(kind, params)
+            message = preview_client()._sdk_message(kind, params)
             return message, len(SDK_ENCODER.encode(message))
         message, bound = copied
         return message, _checked_size(message, bound)
@@ -163,11 +163,15 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
         """
         copied = self._copied(kind, params)
         if copied is None:
-            _queued, message = getattr(self, kind)(**sdk_arguments(params))
-            return message  # type: ignore[no-any-return]
+            return self._sdk_message(kind, params)
         message, bound = copied
         _checked_size(message, bound)
         return message
+
+    def _sdk_message(self, kind: str, params: dict[str, Any]) -> dict[str, Any]:
+        """The message the SDK's own ``kind`` method builds (queued only when ``send``)."""
+        _queued, message = getattr(self, kind)(**sdk_arguments(params))
+        return message  # type: ignore[no-any-return]
 
     def _copied(self, kind: str, params: dict[str, Any]) -> tuple[dict[str, Any], int] | None:
         message = self._built(kind, params)
