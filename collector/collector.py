@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, ValidationError
 
 from collector.consent import is_granted, merge_consent
-from collector.dead_letter import EVENTS_TEMPLATE, DeadLetterFile, dead_letter_path
+from collector.dead_letter import EVENTS_TEMPLATE, DeadLetterFile, dead_letter_path, first_line
 from collector.destination import (
     Destination,
     DestinationConfig,
@@ -173,8 +173,9 @@ def _secrets(settings: BaseModel) -> list[str]:
 
 
 def _one_line(error: BaseException) -> str:
-    text = str(error).splitlines()[0][:300] if str(error) else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    """``KeyError: 'sku'``: the error's type, and its first line when it has one."""
+    name = type(error).__name__
+    return f"{name}: {first_line(error)}" if str(error) else name
 
 
 @dataclass(slots=True)

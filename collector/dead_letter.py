@@ -65,6 +65,12 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 REDACTED: Final = "[redacted]"
 
 
+def first_line(error: BaseException, secrets: Iterable[str] = ()) -> str:
+    """An error as one short line for a log or a dead-letter reason, secrets replaced."""
+    text = str(error) or type(error).__name__
+    return redact(text.splitlines()[0][:300], secrets)
+
+
 def utc_now() -> str:
     """ISO-8601 UTC with milliseconds and ``Z``, as Segment writes timestamps."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -8,15 +8,10 @@ through here.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
-from collector.dead_letter import redact
+from collector.dead_letter import first_line, redact
 
-
-def first_line(error: BaseException, secrets: Iterable[str] = ()) -> str:
-    """An error as one short line for a log or a dead-letter reason, secrets replaced."""
-    text = str(error) or type(error).__name__
-    return redact(text.splitlines()[0][:300], secrets)
+__all__ = ["RedactSecret", "first_line", "redact"]
 
 
 class RedactSecret(logging.Filter):
