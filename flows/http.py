@@ -179,9 +179,8 @@ class CollectorApp:
                 else None
             )
             if refusal is not None:  # before the body is read; the CORS headers still go out
-                status, body, extra = _error(403, refusal)
-                if method == "GET":  # the pixel answers with its GIF, whatever the status
-                    body, extra = GIF, [(b"content-type", b"image/gif")]
+                answer = _error(403, refusal)
+                status, body, extra = _as_gif(answer) if method == "GET" else answer
             elif method == "POST" or method == "GET":
                 status, body, extra = await self._events(method, scope, headers, receive)
             elif method == "OPTIONS":
@@ -221,17 +220,11 @@ class CollectorApp:
                 raise
             task.uncancel()  # cut off by the server's stop, not by the client: answer it
             self.stats.overloaded += 1
-            status, body, extra = _overloaded(
+            answer = _overloaded(
                 "shutting down: the request did not finish before the stop deadline",
                 self.retry_after,
             )
-            if method == "GET":
-                return (
-                    status,
-                    GIF,
-                    [(b"retry-after", self.retry_after), (b"content-type", b"image/gif")],
-                )
-            return status, body, extra
+            return _as_gif(answer) if method == "GET" else answer
 
     def _served(self, path: str) -> bool:
         """Whether ``path`` is one of the GET endpoints this source has switched on."""
@@ -285,17 +278,14 @@ class CollectorApp:
         return await self._admit(events, scope, headers, checked=body_within(body, self.limits))
 
     async def _pixel(self, scope: Scope, headers: Headers) -> Answer:
-        gif = [(b"content-type", b"image/gif")]
         refused = self._refuse(headers)
-        if refused is not None:  # the same status and headers, with the GIF as the body
-            status, _body, extra = refused
-            return status, GIF, [*(h for h in extra if h[0] != b"content-type"), *gif]
+        if refused is not None:
+            return _as_gif(refused)
         try:
             event = parse_pixel_query(scope["query_string"].decode("latin-1"), self.limits)
         except BadRequestError as error:
-            return error.status, GIF, gif
-        status, _body, extra = await self._admit([event], scope, headers)
-        return status, GIF, [*(h for h in extra if h[0] == b"retry-after"), *gif]
+            return error.status, GIF, [_GIF_TYPE]
+        return _as_gif(await self._admit([event], scope, headers))
 
     def _refuse(self, headers: Headers) -> Answer | None:
         """Why not to take events now (no token, overload), before reading the body."""
@@ -443,6 +433,15 @@ def _rejection(index: int, errors: Any) -> dict[str, Any]:
 
 def _refused(refusals: list[tuple[str, EventRejected]]) -> list[FieldError]:
     return [FieldError(f"destinations.{where}", refusal.reason) for where, refusal in refusals]
+
+
+_GIF_TYPE = (b"content-type", b"image/gif")
+
+
+def _as_gif(answer: Answer) -> Answer:
+    """The pixel's form of an answer: the same status and headers, the GIF as the body."""
+    status, _body, headers = answer
+    return status, GIF, [*(h for h in headers if h[0] != b"content-type"), _GIF_TYPE]
 
 
 def _error(status: int, reason: str) -> Answer:
