@@ -95,7 +95,7 @@ class FlowServer(uvicorn.Server):
         for connection in list(self.server_state.connections):
             connection.shutdown()
         while self.server_state.tasks or self.server_state.connections:
-            if time.monotonic() >= drain_until or self.force_exit:
+            if time.monotonic() >= drain_until:
                 break
             await asyncio.sleep(0.02)
         tasks = list(self.server_state.tasks)
@@ -108,8 +108,7 @@ class FlowServer(uvicorn.Server):
             await asyncio.wait(tasks, timeout=ANSWER_GRACE)
         for connection in list(self.server_state.connections):
             connection.shutdown()
-        if not self.force_exit:
-            await self.lifespan.shutdown()
+        await self.lifespan.shutdown()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
