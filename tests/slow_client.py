@@ -1,4 +1,4 @@
-"""A client that sends its request head, waits, then its body: a slow uploader, on a raw socket."""
+"""Raw-socket clients for tests: a slow uploader, and reading an answer until the close."""
 
 from __future__ import annotations
 
@@ -33,9 +33,11 @@ def post_slowly(
         try:
             if not answered_early:  # a server may refuse on the headers alone (401, 503)
                 sock.sendall(body)
-            answer = _read_all(sock)
         except (ConnectionResetError, BrokenPipeError):
             return 0, {}
+        answer = read_to_close(sock, timeout)
+    if not answer:
+        return 0, {}
     status_line, _, rest = answer.partition(b"\r\n")
     _headers, _, payload = rest.partition(b"\r\n\r\n")
     status = int(status_line.split()[1])
@@ -46,8 +48,20 @@ def post_slowly(
     return status, parsed if isinstance(parsed, dict) else {}
 
 
-def _read_all(sock: socket.socket) -> bytes:
+def read_to_close(sock: socket.socket, within: float) -> bytes:
+    """All the server sends until it closes the connection (a reset counts as a close).
+
+    Fails with TimeoutError when the connection is still open after ``within`` seconds.
+    """
+    deadline = time.monotonic() + within
     chunks = []
-    while chunk := sock.recv(65536):
+    while True:
+        sock.settimeout(max(deadline - time.monotonic(), 0.001))
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            break
         chunks.append(chunk)
     return b"".join(chunks)

@@ -29,6 +29,7 @@ from flows.http_settings import HttpSettings
 from flows.openapi import openapi_document
 from tests.cli_helpers import DEMO_FLOW, flows_running, run_flows
 from tests.http_helpers import Served, serving
+from tests.slow_client import read_to_close
 
 HEADERS_TIMEOUT, REQUEST_TIMEOUT, KEEP_ALIVE_TIMEOUT = 0.3, 0.6, 0.4
 TIMEOUTS = {
@@ -64,25 +65,6 @@ def connect(url: str) -> socket.socket:
     parts = urlsplit(url)
     assert parts.hostname == "127.0.0.1"
     return socket.create_connection((parts.hostname, parts.port or 80), timeout=5)
-
-
-def read_to_close(sock: socket.socket, within: float) -> bytes:
-    """All the server sends until it closes the connection (a reset counts as a close).
-
-    Fails with TimeoutError when the connection is still open after ``within`` seconds.
-    """
-    deadline = time.monotonic() + within
-    chunks = []
-    while True:
-        sock.settimeout(max(deadline - time.monotonic(), 0.001))
-        try:
-            chunk = sock.recv(65536)
-        except ConnectionResetError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 class Answers:

@@ -15,6 +15,7 @@ from collector.collector import Collector, build_destination
 from destination_segment.receiver import SegmentReceiver
 from flows.server import FLUSH_SLACK, flush_by
 from tests.cli_helpers import DEMO_FLOW, flows_running
+from tests.slow_client import read_to_close
 from tests.user_destinations import StubbornDestination
 
 SLACK = 1.5
@@ -45,13 +46,6 @@ def _await_refused(host: str, port: int, timeout: float = 10.0) -> None:
     raise AssertionError("the server kept listening after the signal")
 
 
-def _read_answer(sock: socket.socket) -> bytes:
-    chunks = []
-    while chunk := sock.recv(65536):
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _dead_lettered(directory: Path) -> set[str]:
     path = directory / "dead-letter" / "segment.jsonl"
     if not path.exists():
@@ -77,7 +71,7 @@ def test_a_hanging_segment_and_a_stuck_client_stop_within_the_timeout(tmp_path: 
             receiver.wait_for_requests(1)  # an upload is hanging
             signalled = time.monotonic()
             process.send_signal(signal.SIGTERM)
-            answer = _read_answer(stuck)
+            answer = read_to_close(stuck, 15)
             code = process.wait(timeout=30)
             took = time.monotonic() - signalled
             _, stderr = process.communicate(timeout=5)
@@ -128,7 +122,7 @@ def test_requests_after_the_stop_began_are_answered_503_not_dropped(tmp_path: Pa
                     if response.status_code == 503:
                         assert response.headers["retry-after"] == "1"
                         break
-            _read_answer(stuck)
+            read_to_close(stuck, 15)
             assert process.wait(timeout=30) == 0
         late = sum(1 for m in receiver.messages() if m.get("event") == "late event")
         assert late == statuses.count(200), "every late event answered 200 was delivered"
@@ -157,7 +151,7 @@ def test_a_second_sigint_does_not_cut_the_stop_short(tmp_path: Path) -> None:
                 process.send_signal(signal.SIGINT)
                 time.sleep(0.5)  # the behaviour under test: a body still on its way in the stop
                 sock.sendall(body)
-                answer = _read_answer(sock)
+                answer = read_to_close(sock, 15)
             assert process.wait(timeout=30) == 0
         assert answer.startswith(b"HTTP/1.1 200"), answer[:120]
         receiver.wait_for(1)
