@@ -13,8 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, StrictStr, ValidationError
 
+from collector.chain import Chain, StepRejected
 from collector.consent import is_granted, merge_consent
 from collector.dead_letter import EVENTS_TEMPLATE, DeadLetterFile, dead_letter_path, first_line
 from collector.destination import (
@@ -29,6 +30,7 @@ from collector.destination import (
 from collector.event import Event, Properties, fill_defaults, validate_event
 from collector.mapping import CompiledMapping, MappingConfigError, compile_mapping
 from collector.registry import load_package
+from collector.step import Step
 
 logger = logging.getLogger("flows.collector")
 
@@ -36,12 +38,14 @@ SENT = "sent"
 FAILED = "failed"
 SKIPPED_CONSENT = Skipped("consent")
 SKIPPED_IGNORE = Skipped("ignore")
+SKIPPED_TRANSFORMER = Skipped("transformer")
+"""A transformer of the destination's ``before`` chain stopped the event."""
 
 
 class CollectorConfig(BaseModel):
-    """Defaults the collector adds to every event."""
+    """Defaults the collector adds to every event (walkerOS ``Collector.InitConfig``)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     globals: Properties = Field(default_factory=dict)
     consent: dict[str, StrictBool] = Field(default_factory=dict)
@@ -50,6 +54,25 @@ class CollectorConfig(BaseModel):
     source: dict[str, Any] | None = Field(
         None, description="Set as the event's source when it has none"
     )
+    globals_static: Properties = Field(
+        default_factory=dict,
+        alias="globalsStatic",
+        description="walkerOS static globals; on a server the same as globals (globals win)",
+    )
+    tagging: float | None = Field(
+        None, description="Tagging version, set as the event's version.tagging when it has none"
+    )
+    run: StrictBool | None = Field(
+        None, description="walkerOS: start at once; a server always does"
+    )
+    name: StrictStr | None = Field(None, description="The collector's name; accepted")
+    verbose: StrictBool | None = Field(None, description="walkerOS verbose logging; accepted")
+    session_static: dict[str, Any] | None = Field(
+        None, alias="sessionStatic", description="walkerOS browser session data; ignored"
+    )
+    on_error: Any = Field(None, alias="onError", description="walkerOS JS handler; ignored")
+    on_log: Any = Field(None, alias="onLog", description="walkerOS JS handler; ignored")
+    hooks: Any = Field(None, description="walkerOS JS hooks; ignored")
 
 
 class DestinationSetupError(ValueError):
@@ -64,7 +87,7 @@ class DestinationSetupError(ValueError):
 class ActiveDestination:
     """A destination with its compiled mapping, consent requirement and counters."""
 
-    __slots__ = ("consent", "dead_letter", "destination", "id", "mapping", "stats")
+    __slots__ = ("before", "consent", "dead_letter", "destination", "id", "mapping", "stats")
 
     def __init__(
         self,
@@ -84,6 +107,8 @@ class ActiveDestination:
             key="event",
             secrets=_secrets(destination.settings),
         )
+        self.before: Chain | None = None
+        """The destination's ``before`` transformer chain, run for it alone."""
 
     def route(
         self, event: Mapping[str, Any], consent: Mapping[str, bool]
@@ -101,14 +126,28 @@ class ActiveDestination:
         return result.event, context
 
     def deliver(
-        self, event: Mapping[str, Any], consent: Mapping[str, bool]
+        self,
+        event: Mapping[str, Any],
+        consent: Mapping[str, bool],
+        ingest: dict[str, Any] | None = None,
     ) -> str | Skipped | EventRejected:
         """Run one event through this destination; never raises.
 
         An event the destination refuses for good comes back as its
         ``EventRejected``; one whose mapping or ``push`` raised is written to the
-        events dead-letter file with the reason, never only logged.
+        events dead-letter file with the reason, never only logged. The
+        ``before`` chain runs first, on ``ingest`` (the request's description).
         """
+        if self.before is not None:
+            try:
+                changed = self.before.run(dict(event), {} if ingest is None else ingest)
+            except EventRejected as refusal:
+                self.stats.rejected += 1
+                return refusal
+            if changed is None:
+                self.stats.skip(SKIPPED_TRANSFORMER.reason)
+                return SKIPPED_TRANSFORMER
+            event = changed
         try:
             routed = self.route(event, consent)
             if isinstance(routed, Skipped):
@@ -185,7 +224,10 @@ class PushResult:
     event: Event
     outcomes: dict[str, str | Skipped | EventRejected]
     refusals: list[tuple[str, EventRejected]] | None = None
-    """The destinations that refused the event for good, with why (None: none did)."""
+    """The steps that refused the event for good (``destinations.ID``,
+    ``transformers.ID``), with why (None: none did)."""
+    dropped: bool = False
+    """A transformer of the source's chain stopped the event before any destination."""
 
 
 class Collector:
@@ -203,13 +245,20 @@ class Collector:
         )
         self.destinations: list[ActiveDestination] = list(destinations or [])
         self._counter = itertools.count(1)
-        self._globals = self.config.globals
+        self._globals = {**self.config.globals_static, **self.config.globals}
+        self._tagging = self.config.tagging
         self._consent = self.config.consent
         self._user = self.config.user
         self._custom = self.config.custom
         self._source = self.config.source
         self._lock = threading.Lock()
         self._started = False
+        self.steps: list[Step[Any]] = []
+        """Stores and transformers: started before and shut down after the destinations."""
+
+    def add_steps(self, steps: list[Step[Any]]) -> None:
+        """Add stores and transformers to start and shut down with the flow; before ``start``."""
+        self.steps.extend(steps)
 
     def add_destination(self, destination: ActiveDestination) -> None:
         """Add a destination; call before ``start``."""
@@ -220,6 +269,8 @@ class Collector:
         with self._lock:
             if self._started:
                 return
+            for step in self.steps:
+                step.init()
             for active in self.destinations:
                 active.destination.init()
             self._started = True
@@ -244,20 +295,45 @@ class Collector:
             event["source"] = dict(self._source)  # type: ignore[typeddict-item]
         if "count" not in event:
             event["count"] = next(self._counter)
+        if self._tagging is not None:
+            version = event.get("version")
+            if version is None:
+                event["version"] = {"tagging": self._tagging}
+            elif "tagging" not in version:
+                event["version"] = {**version, "tagging": self._tagging}
         return fill_defaults(event)
 
-    def push(self, raw: Any) -> PushResult:
-        """Validate, enrich and deliver one event to every destination."""
+    def push(
+        self, raw: Any, chain: Chain | None = None, ingest: dict[str, Any] | None = None
+    ) -> PushResult:
+        """Validate, enrich and deliver one event to every destination.
+
+        ``chain`` is the source's ``next`` transformer chain, run on the
+        enriched event before any destination; ``ingest`` describes the request.
+        """
         event = self.prepare(raw)
+        if chain is not None:
+            try:
+                changed = chain.run(event, {} if ingest is None else ingest)  # type: ignore[arg-type]
+            except StepRejected as refusal:
+                return PushResult(event, {}, [(refusal.where, refusal)])
+            if changed is None:
+                return PushResult(event, {}, None, dropped=True)
+            event = changed  # type: ignore[assignment]
         consent = event["consent"]
         outcomes: dict[str, str | Skipped | EventRejected] = {}
         refusals = None
         for active in self.destinations:
-            outcome = active.deliver(event, consent)
+            outcome = active.deliver(event, consent, ingest)
             outcomes[active.id] = outcome
-            if type(outcome) is EventRejected:
-                refusals = [*(refusals or ()), (active.id, outcome)]
+            if isinstance(outcome, EventRejected):
+                refusals = [*(refusals or ()), (f"destinations.{active.id}", outcome)]
         return PushResult(event, outcomes, refusals)
+
+    @property
+    def has_chains(self) -> bool:
+        """Whether any destination has a ``before`` chain (so sources must describe requests)."""
+        return any(active.before is not None for active in self.destinations)
 
     def reserve(self, events: int) -> str | None:
         """Hold room for ``events`` in every destination (see ``Destination.reserve``).
@@ -299,4 +375,9 @@ class Collector:
                 reports[active.id] = ShutdownReport(
                     detail=f"shutdown failed: {type(error).__name__}"
                 )
+        for step in self.steps:
+            try:
+                step.shutdown(max(0.0, deadline - time.monotonic()))
+            except Exception:
+                logger.exception("%s %s failed to shut down", step.kind, step.id)
         return reports

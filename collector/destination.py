@@ -13,7 +13,7 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
@@ -21,11 +21,30 @@ from collector.mapping import CompiledRule
 from collector.mapping_config import Rules, ValueConfig
 from collector.paths import UNDEFINED
 
+BatchSize = Annotated[int, Field(ge=1)]
+
+
+class BatchConfig(BaseModel):
+    """walkerOS's ``batch: {wait, size}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wait: float | None = Field(None, ge=0, description="Milliseconds to wait for more events")
+    size: int | None = Field(None, ge=1, description="Events per batch")
+
+
+class LoggerConfig(BaseModel):
+    """A step's ``logger``: its level (walkerOS ``logger.level``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    level: StrictStr | int | None = None
+
 
 class DestinationConfig(BaseModel):
     """The part of a destination's config that every destination shares."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     settings: dict[str, Any] = Field(default_factory=dict)
     mapping: Rules | None = None
@@ -35,6 +54,29 @@ class DestinationConfig(BaseModel):
     consent: dict[str, StrictBool] | None = Field(
         None, description="Consent this destination requires (any one granted is enough)"
     )
+    disabled: StrictBool = Field(False, description="Leave this destination out of the flow")
+    id: StrictStr | None = Field(None, description="walkerOS's own id of the step; accepted")
+    logger: LoggerConfig | None = None
+    batch: BatchSize | BatchConfig | None = Field(
+        None, description="walkerOS event batching; this runtime's destinations batch themselves"
+    )
+    require: list[StrictStr] | None = Field(
+        None, description="walkerOS: start only after these collector events; a server has none"
+    )
+    timeout: float | None = Field(None, ge=0, description="walkerOS push timeout (ms); accepted")
+    queue: StrictBool | None = Field(None, description="walkerOS consent queue; accepted")
+    queue_max: int | None = Field(
+        None, ge=0, alias="queueMax", description="walkerOS queue bound; accepted"
+    )
+    dlq_max: int | None = Field(
+        None,
+        ge=0,
+        alias="dlqMax",
+        description="walkerOS in-memory dead-letter bound; here dead letters go to a file",
+    )
+    breaker: Any = Field(None, description="walkerOS circuit breaker; accepted")
+    setup: Any = Field(None, description="walkerOS setup hook options; accepted")
+    env: Any = None
 
 
 @dataclass(slots=True)

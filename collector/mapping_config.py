@@ -40,6 +40,15 @@ class ValueObject(BaseModel):
 ValueConfig = TypeAliasType("ValueConfig", "StrictStr | ValueObject | list[ValueConfig]")
 
 
+class RuleBatch(BaseModel):
+    """A rule's ``batch: {wait, size}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wait: float | None = Field(None, ge=0)
+    size: int | None = Field(None, ge=1)
+
+
 class Rule(BaseModel):
     """What a destination does with one kind of event (``mapping[entity][action]``)."""
 
@@ -56,7 +65,9 @@ class Rule(BaseModel):
     )
     include: list[StrictStr] | None = None
     remove: list[StrictStr] | None = None
-    batch: int | None = Field(None, ge=1)
+    batch: int | RuleBatch | None = Field(
+        None, description="walkerOS batching of this rule's events: a size or {wait, size}"
+    )
     condition: ImportPath | None = None
 
 

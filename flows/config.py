@@ -16,23 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import ValidationError
 
 from collector.collector import CollectorConfig
-from collector.destination import DestinationConfig
-from collector.registry import (
-    DESTINATION_GROUP,
-    SOURCE_GROUP,
-    PackageNotFoundError,
-    load_package,
-)
 from flows.errors import format_validation_error
+from flows.flow_model import BundleInfo, FlowFile, FlowSpec
 from flows.references import (
     ENV_MARKER,
     ENV_MARKER_PREFIX,
     FlowReferenceError,
     resolve_references,
 )
+from flows.step_config import check_steps
+
+__all__ = ["BundleInfo", "FlowError", "FlowFile", "ResolvedFlow", "resolve_flow"]
 
 SUPPORTED_VERSION = 4
 
@@ -45,54 +42,6 @@ class FlowError(ValueError):
         super().__init__("\n".join(self.errors))
 
 
-class PackageRef(BaseModel):
-    """A source or destination: which package, and its config."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    package: StrictStr = Field(description="Entry-point name (segment, log, http) or module:attr")
-    config: dict[str, Any] = Field(default_factory=dict)
-
-
-class FlowSpec(BaseModel):
-    """One named flow."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    variables: dict[str, Any] = Field(default_factory=dict)
-    sources: dict[str, PackageRef] = Field(default_factory=dict)
-    destinations: dict[str, PackageRef] = Field(default_factory=dict)
-    collector: dict[str, Any] = Field(default_factory=dict)
-    server: dict[str, Any] | None = Field(
-        None, description="walkerOS platform marker; accepted and ignored"
-    )
-
-
-class BundleInfo(BaseModel):
-    """Provenance of a bundle: where it came from and the packages it was checked with."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    flow: StrictStr
-    source: StrictStr
-    packages: dict[str, StrictStr] = Field(default_factory=dict)
-    created: StrictStr | None = None
-
-
-class FlowFile(BaseModel):
-    """A flow file (walkerOS flow format, version 4)."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    schema_: StrictStr | None = Field(
-        None, alias="$schema", description="JSON Schema for editors (`flows schema`)"
-    )
-    version: int = Field(description="Flow file format version; 4")
-    variables: dict[str, Any] = Field(default_factory=dict)
-    flows: dict[str, FlowSpec]
-    bundle: BundleInfo | None = Field(None, description="Set by `flows bundle`")
-
-
 @dataclass(slots=True)
 class ResolvedFlow:
     """A flow picked from a file, references resolved, every package checked."""
@@ -102,6 +51,9 @@ class ResolvedFlow:
     spec: dict[str, Any]
     file: FlowFile
     packages: dict[str, type] = field(default_factory=dict)
+    """Step class by ``kind.id`` (``destinations.segment``)."""
+    warnings: list[str] = field(default_factory=list)
+    """What is accepted but has no effect here, each line naming its JSON path."""
 
 
 def read_flow_file(path: str | Path) -> dict[str, Any]:
@@ -146,7 +98,7 @@ def parse_flow_file(data: Mapping[str, Any]) -> FlowFile:
 
 
 def pick_flow(flow_file: FlowFile, name: str | None) -> str:
-    """The flow to use: the one named, the only one, or ``default``."""
+    """The flow to use: the one named, the only one, ``default``, or the only server flow."""
     names = list(flow_file.flows)
     if name is not None:
         if name not in flow_file.flows:
@@ -156,7 +108,27 @@ def pick_flow(flow_file: FlowFile, name: str | None) -> str:
         return names[0]
     if "default" in flow_file.flows:
         return "default"
+    servers = [n for n, spec in flow_file.flows.items() if spec.platform == "server"]
+    if len(servers) == 1:
+        return servers[0]
     raise FlowError(f"the file has several flows ({', '.join(names)}): choose one with --flow NAME")
+
+
+def check_platform(flow_file: FlowFile, chosen: str) -> None:
+    """Refuse a web flow: it runs in a browser, this runtime runs server flows."""
+    spec: FlowSpec = flow_file.flows[chosen]
+    if spec.platform == "server":
+        return
+    servers = [n for n, other in flow_file.flows.items() if other.platform == "server"]
+    hint = (
+        f"; choose a server flow with --flow {servers[0]}"
+        if servers
+        else "; run it with walkerOS in the browser"
+    )
+    raise FlowError(
+        f'flows.{chosen}.config.platform: flow {chosen!r} is a "{spec.platform}" flow, '
+        f"and this runtime runs server flows{hint}"
+    )
 
 
 def resolve_flow(
@@ -166,14 +138,18 @@ def resolve_flow(
     *,
     deferred: bool = False,
 ) -> ResolvedFlow:
-    """Pick a flow, resolve its references, and check every package's config.
+    """Pick a flow, resolve its references, and check every step's config.
 
-    ``deferred=True`` keeps ``$env`` references (as walkerOS markers) for a
-    bundle; the checks then run against the environment's values or, for
-    variables not set at build time, a placeholder.
+    The whole file is checked for shape; only the chosen flow is resolved and
+    checked in full, so a problem in another flow (a web flow beside the
+    server one) does not stop this one. ``deferred=True`` keeps ``$env`` and
+    ``$secret`` references (as walkerOS markers) for a bundle; the checks then
+    run against the environment's values or, for variables not set at build
+    time, a placeholder.
     """
     flow_file = parse_flow_file(data)
     chosen = pick_flow(flow_file, name)
+    check_platform(flow_file, chosen)
     where = f"flows.{chosen}"
     raw_flow = data["flows"][chosen]
     environment = os.environ if env is None else env
@@ -194,8 +170,8 @@ def resolve_flow(
     checked = spec
     if deferred:
         checked = _with_placeholders(spec, environment)
-    packages = check_packages(checked, where)
-    return ResolvedFlow(chosen, where, spec, flow_file, packages)
+    packages, warnings = check_packages(checked, where)
+    return ResolvedFlow(chosen, where, spec, flow_file, packages, warnings)
 
 
 def _with_placeholders(value: Any, env: Mapping[str, str]) -> Any:
@@ -220,41 +196,19 @@ def _placeholder(match: re.Match[str], env: Mapping[str, str]) -> str:
     return default if default is not None else f"<{name}>"
 
 
-def check_packages(spec: Mapping[str, Any], where: str) -> dict[str, type]:
-    """Load every package and validate its config against its models; collect all errors."""
+def check_packages(spec: Mapping[str, Any], where: str) -> tuple[dict[str, type], list[str]]:
+    """Load every step and validate its config against its models; collect all errors.
+
+    Returns the step classes by ``kind.id`` and the warnings (keys accepted
+    without effect here).
+    """
     errors: list[str] = []
-    packages: dict[str, type] = {}
     try:
         CollectorConfig.model_validate(spec.get("collector", {}))
     except ValidationError as error:
         errors += format_validation_error(error, CollectorConfig, f"{where}.collector")
-    for kind, group in (("destinations", DESTINATION_GROUP), ("sources", SOURCE_GROUP)):
-        for item_id, ref in (spec.get(kind) or {}).items():
-            item_where = f"{where}.{kind}.{item_id}"
-            try:
-                cls = load_package(ref["package"], group)
-            except PackageNotFoundError as error:
-                errors.append(f"{item_where}.package: {error}")
-                continue
-            packages[f"{kind}.{item_id}"] = cls
-            config = ref.get("config", {})
-            settings = config.get("settings", {}) if isinstance(config, dict) else {}
-            if kind == "destinations":
-                try:
-                    DestinationConfig.model_validate(config)
-                except ValidationError as error:
-                    errors += format_validation_error(
-                        error, DestinationConfig, f"{item_where}.config"
-                    )
-            elif isinstance(config, dict) and set(config) - {"settings"}:
-                extra = sorted(set(config) - {"settings"})[0]
-                errors.append(f"{item_where}.config.{extra}: unknown key; a source takes settings")
-            try:
-                cls.Settings.model_validate(settings)
-            except ValidationError as error:
-                errors += format_validation_error(
-                    error, cls.Settings, f"{item_where}.config.settings"
-                )
+    packages, warnings, step_errors = check_steps(spec, where)
+    errors += step_errors
     if errors:
         raise FlowError(errors)
-    return packages
+    return packages, warnings

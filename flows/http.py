@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from collector.chain import Chain
 from collector.collector import Collector
 from collector.destination import EventRejected
 from collector.event import EventValidationError, FieldError
@@ -81,6 +82,10 @@ class HttpSource:
         self.id = source_id
         self.stats = SourceStats()
         self.shared: SharedSnapshots | None = None  # set in each of several workers
+        self.chain: Chain | None = None
+        """The source's ``next`` transformer chain (set when the flow is built)."""
+        self.ingest_mapping: Resolver | None = None
+        """walkerOS ``config.ingest``: the request mapped into what transformers see."""
 
     def app(self, collector: Collector) -> CollectorApp:
         return CollectorApp(collector, self)
@@ -109,8 +114,20 @@ class CollectorApp:
         self.auth_header = settings.auth.header.lower().encode() if settings.auth else None
         self.auth_token = settings.auth.token.get_secret_value().encode() if settings.auth else b""
         self.ingest = _compile_ingest(settings.ingest)
+        self.chain = source.chain
+        self.describes_requests = source.chain is not None or collector.has_chains
+        """Whether transformers run: only then is each request described for them."""
         self.metrics_enabled = settings.metrics
-        self.status_enabled = settings.status
+        self.status_enabled = (
+            settings.status if settings.health_check is None else settings.health_check
+        )
+        self.event_paths = frozenset(
+            variant
+            for entry in [settings.path, *settings.paths]
+            for base in [entry if isinstance(entry, str) else entry.path]
+            for variant in (base, base.rstrip("/") + "/")
+        )
+        """Paths that take events: ``path``, ``paths``, each with and without a trailing /."""
         self.shutting_down = False
         self.workers = WorkerThreads() if collector.blocking else None
         """Where pushes run when a destination may block; None: on the event loop."""
@@ -171,7 +188,7 @@ class CollectorApp:
         path = scope["path"]
         method = scope["method"]
         headers = scope["headers"]
-        if path == self.path or path == self.path + "/":
+        if path in self.event_paths:
             cors = self.cors.headers(headers) if self.cors else []
             refusal = (
                 self.origin_check.refusal(headers)
@@ -376,6 +393,8 @@ class CollectorApp:
         push = self.collector.push
         limits = self.limits
         ingest = self._ingest_values(scope, headers) if self.ingest else None
+        request = self._describe(scope, headers) if self.describes_requests else None
+        chain = self.chain
         rejected: list[dict[str, Any]] = []
         accepted = 0
         for index, raw in enumerate(events):
@@ -386,7 +405,10 @@ class CollectorApp:
             if ingest and isinstance(raw, dict):
                 raw = _with_ingest(raw, ingest)
             try:
-                refusals = push(raw).refusals
+                if request is None:
+                    refusals = push(raw).refusals
+                else:
+                    refusals = push(raw, chain, dict(request)).refusals
             except EventValidationError as error:
                 rejected.append(_rejection(index, error.errors))
                 continue
@@ -418,6 +440,17 @@ class CollectorApp:
                 values.append((target, value))
         return values
 
+    def _describe(self, scope: Scope, headers: Headers) -> dict[str, Any]:
+        """The request as transformers see it (``context.ingest``), once per request."""
+        request = _request_context(scope, headers)
+        request["method"] = scope.get("method", "")
+        request["path"] = scope.get("path", "")
+        mapping = self.source.ingest_mapping
+        if mapping is None:
+            return request
+        mapped = mapping(request, MappingContext(request, None))
+        return mapped if isinstance(mapped, dict) else {}
+
     def metrics_body(self) -> bytes:
         if self._metrics is None:
             self._metrics = metrics_renderer(self.collector, self.source, self.source.shared)
@@ -432,7 +465,7 @@ def _rejection(index: int, errors: Any) -> dict[str, Any]:
 
 
 def _refused(refusals: list[tuple[str, EventRejected]]) -> list[FieldError]:
-    return [FieldError(f"destinations.{where}", refusal.reason) for where, refusal in refusals]
+    return [FieldError(where, refusal.reason) for where, refusal in refusals]
 
 
 _GIF_TYPE = (b"content-type", b"image/gif")

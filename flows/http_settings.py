@@ -146,6 +146,15 @@ class AuthSettings(BaseModel):
         return token
 
 
+class EventPath(BaseModel):
+    """A walkerOS express ``paths`` entry: a path and the methods it takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: StrictStr
+    methods: list[Literal["GET", "POST", "OPTIONS"]] | None = None
+
+
 class HttpSettings(BaseModel):
     """Where to listen, what to accept, and the limits that keep the server safe."""
 
@@ -198,6 +207,15 @@ class HttpSettings(BaseModel):
     auth: AuthSettings | None = Field(None, description="Require a shared-secret header")
     metrics: StrictBool = Field(True, description="Serve Prometheus metrics at /metrics")
     status: StrictBool = Field(True, description="Serve /health and /ready (as walkerOS does)")
+    health_check: StrictBool | None = Field(
+        None,
+        alias="healthCheck",
+        description="walkerOS express's name for status: serve /health and /ready",
+    )
+    paths: list[StrictStr | EventPath] = Field(
+        default_factory=list,
+        description="More paths that take events, besides path (walkerOS express paths)",
+    )
     max_header_size: int = Field(
         16_384,
         alias="maxHeaderSize",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.callables import import_callable
+from collector.chain import Chain, ChainConfigError, ChainStep, chain_ids
 from collector.collector import (
     ActiveDestination,
     Collector,
@@ -12,17 +15,27 @@ from collector.collector import (
     DestinationSetupError,
     build_destination,
 )
-from collector.destination import Skipped
+from collector.destination import DestinationConfig, Skipped
+from collector.destinations.function import FunctionDestination
+from collector.store import Store
+from collector.transformer import FunctionTransformer, Transformer
+from collector.values import compile_value
 from flows.config import FlowError, ResolvedFlow
+from flows.step_config import config_keys
 
 
 @dataclass(slots=True)
 class Flow:
-    """A built flow: the collector (with destinations) and the configured sources."""
+    """A built flow: the collector (with destinations), sources, transformers and stores."""
 
     name: str
     collector: Collector
     sources: dict[str, Any] = field(default_factory=dict)
+    transformers: dict[str, ChainStep] = field(default_factory=dict)
+    stores: dict[str, Store[Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    examples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each step's ``examples``, by ``kind.id``."""
 
     def destination(self, destination_id: str) -> ActiveDestination:
         for active in self.collector.destinations:
@@ -32,28 +45,147 @@ class Flow:
 
 
 def build_flow(resolved: ResolvedFlow) -> Flow:
-    """Create the collector, destinations and sources of a resolved flow."""
+    """Create the stores, transformers, chains, destinations and sources of a resolved flow.
+
+    Everything a flow file says is turned into objects and plain functions
+    here, once: per event only the compiled chains and mappings run.
+    """
     spec = resolved.spec
-    destinations: list[ActiveDestination] = []
     errors: list[str] = []
+    stores = _build_stores(resolved, errors)
+    transformers = _build_transformers(resolved, stores, errors)
+    links = {tid: (ref.get("next")) for tid, ref in (spec.get("transformers") or {}).items()}
+    destinations: list[ActiveDestination] = []
     for destination_id, ref in (spec.get("destinations") or {}).items():
         path = f"{resolved.path}.destinations.{destination_id}"
+        config = ref.get("config") or {}
+        if config.get("disabled") is True:
+            continue
         cls = resolved.packages[f"destinations.{destination_id}"]
         try:
-            destinations.append(
-                build_destination(destination_id, cls, ref.get("config", {}), path=path)
-            )
-        except DestinationSetupError as error:
+            active = build_destination(destination_id, cls, _known(config), path=path)
+            before = _chain(ref.get("before"), links, transformers, f"{path}.before")
+        except (DestinationSetupError, ChainConfigError) as error:
             errors.append(str(error))
+            continue
+        if isinstance(active.destination, FunctionDestination):
+            active.destination.function = import_callable(ref["code"]["push"])
+        active.before = before
+        _set_level(active.destination.logger, config)
+        destinations.append(active)
     sources: dict[str, Any] = {}
     for source_id, ref in (spec.get("sources") or {}).items():
+        path = f"{resolved.path}.sources.{source_id}"
+        config = ref.get("config") or {}
+        if config.get("disabled") is True:
+            continue
         source_cls: Any = resolved.packages[f"sources.{source_id}"]
-        settings = source_cls.Settings.model_validate(ref.get("config", {}).get("settings", {}))
-        sources[source_id] = source_cls(settings, source_id=source_id)
+        settings = source_cls.Settings.model_validate(config.get("settings", {}))
+        source = source_cls(settings, source_id=source_id)
+        try:
+            source.chain = _chain(ref.get("next"), links, transformers, f"{path}.next")
+        except ChainConfigError as error:
+            errors.append(str(error))
+        if config.get("ingest") is not None:
+            source.ingest_mapping = compile_value(config["ingest"], f"{path}.config.ingest")
+        sources[source_id] = source
     if errors:
         raise FlowError(errors)
     collector = Collector(CollectorConfig.model_validate(spec.get("collector") or {}), destinations)
-    return Flow(resolved.name, collector, sources)
+    collector.add_steps([*stores.values(), *(step.transformer for step in transformers.values())])
+    return Flow(
+        resolved.name,
+        collector,
+        sources,
+        transformers,
+        stores,
+        list(resolved.warnings),
+        _examples(spec),
+    )
+
+
+def _build_stores(resolved: ResolvedFlow, errors: list[str]) -> dict[str, Store[Any]]:
+    stores: dict[str, Store[Any]] = {}
+    for store_id, ref in (resolved.spec.get("stores") or {}).items():
+        config = ref.get("config") or {}
+        cls: Any = resolved.packages[f"stores.{store_id}"]
+        store = cls(cls.Settings.model_validate(config.get("settings", {})), step_id=store_id)
+        _set_level(store.logger, config)
+        stores[store_id] = store
+    return stores
+
+
+def _build_transformers(
+    resolved: ResolvedFlow, stores: dict[str, Store[Any]], errors: list[str]
+) -> dict[str, ChainStep]:
+    """Every transformer as a chain step; their own ``before`` chains are linked after."""
+    spec = resolved.spec
+    steps: dict[str, ChainStep] = {}
+    for transformer_id, ref in (spec.get("transformers") or {}).items():
+        config = ref.get("config") or {}
+        cls: Any = resolved.packages[f"transformers.{transformer_id}"]
+        transformer: Transformer[Any]
+        if cls is FunctionTransformer:
+            transformer = FunctionTransformer(
+                import_callable(ref["code"]["push"]), step_id=transformer_id
+            )
+        else:
+            try:
+                transformer = cls(
+                    cls.Settings.model_validate(config.get("settings", {})), step_id=transformer_id
+                )
+            except (ValueError, TypeError) as error:
+                errors.append(f"{resolved.path}.transformers.{transformer_id}.config: {error}")
+                continue
+        _set_level(transformer.logger, config)
+        step = ChainStep(transformer_id, transformer.push, transformer.logger, dict(stores))
+        step.transformer = transformer
+        steps[transformer_id] = step
+    links = {tid: ref.get("next") for tid, ref in (spec.get("transformers") or {}).items()}
+    for transformer_id, ref in (spec.get("transformers") or {}).items():
+        if transformer_id not in steps or ref.get("before") is None:
+            continue
+        path = f"{resolved.path}.transformers.{transformer_id}.before"
+        try:
+            ids = chain_ids(ref["before"], links, path)
+            if transformer_id in ids:
+                raise ChainConfigError(path, f"the chain runs {transformer_id!r} itself")
+            steps[transformer_id].before = Chain([steps[i] for i in ids if i in steps])
+        except ChainConfigError as error:
+            errors.append(str(error))
+    return steps
+
+
+def _chain(
+    start: Any, links: dict[str, Any], steps: dict[str, ChainStep], path: str
+) -> Chain | None:
+    ids = chain_ids(start, links, path)
+    if not ids:
+        return None
+    return Chain([steps[i] for i in ids if i in steps])
+
+
+def _known(config: dict[str, Any]) -> dict[str, Any]:
+    """A destination config without the keys only walkerOS's runtime reads (warned at load)."""
+    keys = config_keys(DestinationConfig)
+    return {key: value for key, value in config.items() if key in keys}
+
+
+def _set_level(logger: logging.Logger, config: dict[str, Any]) -> None:
+    level = (config.get("logger") or {}).get("level")
+    if isinstance(level, str):
+        logger.setLevel(level.upper())
+    elif isinstance(level, int):
+        logger.setLevel(level)
+
+
+def _examples(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for kind in ("sources", "transformers", "destinations", "stores"):
+        for step_id, ref in (spec.get(kind) or {}).items():
+            if ref.get("examples"):
+                found[f"{kind}.{step_id}"] = ref["examples"]
+    return found
 
 
 def preview(flow: Flow, raw_event: Any) -> list[dict[str, Any]]:

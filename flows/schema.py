@@ -9,21 +9,26 @@ from __future__ import annotations
 from typing import Any
 
 from collector.collector import CollectorConfig
-from collector.destination import DestinationConfig
-from collector.registry import ALIASES, DESTINATION_GROUP, SOURCE_GROUP, available, load_package
+from collector.registry import GROUPS, aliases_of, available, load_package
 from flows.config import FlowFile
+from flows.step_config import CONFIG_MODELS
 
 
 def flow_file_schema() -> dict[str, Any]:
     """A JSON Schema (draft 2020-12) for flow files, per-package settings included."""
     schema = FlowFile.model_json_schema(by_alias=True)
     defs = schema.setdefault("$defs", {})
-    defs["DestinationConfig"] = _inline(DestinationConfig.model_json_schema(by_alias=True), defs)
     defs["CollectorConfig"] = _inline(CollectorConfig.model_json_schema(by_alias=True), defs)
     flow = defs["FlowSpec"]["properties"]
     flow["collector"] = {"$ref": "#/$defs/CollectorConfig"}
-    flow["destinations"]["additionalProperties"] = _package_schema(DESTINATION_GROUP, defs, True)
-    flow["sources"]["additionalProperties"] = _package_schema(SOURCE_GROUP, defs, False)
+    for kind, group in GROUPS.items():
+        step = flow[kind]["additionalProperties"]
+        flow[kind]["additionalProperties"] = {"allOf": [step, *_package_branches(group, defs)]}
+    for kind, model in CONFIG_MODELS.items():
+        defs[model.__name__] = _inline(model.model_json_schema(by_alias=True), defs)
+        flow[kind]["additionalProperties"]["allOf"].append(
+            {"properties": {"config": {"$ref": f"#/$defs/{model.__name__}"}}}
+        )
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "walkeros-flows flow file"
     return schema
@@ -34,18 +39,18 @@ def _inline(model_schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any
     return model_schema
 
 
-def _package_schema(group: str, defs: dict[str, Any], destination: bool) -> dict[str, Any]:
-    names = available(group)
-    aliases = [alias for alias, name in ALIASES.items() if name in names]
+def _package_branches(group: str, defs: dict[str, Any]) -> list[dict[str, Any]]:
+    """One if/then per installed package of the group: its settings model by ``package``."""
+    known = aliases_of(group)
     branches = []
-    for name in names:
+    for name in available(group):
         settings_model = load_package(name, group).Settings
         key = f"{settings_model.__name__}"
         defs[key] = _inline(settings_model.model_json_schema(by_alias=True), defs)
-        packages = [name] + [a for a, n in ALIASES.items() if n == name]
+        packages = [name] + [a for a, n in known.items() if n == name]
         branches.append(
             {
-                "if": {"properties": {"package": {"enum": packages}}},
+                "if": {"properties": {"package": {"enum": packages}}, "required": ["package"]},
                 "then": {
                     "properties": {
                         "config": {"properties": {"settings": {"$ref": f"#/$defs/{key}"}}}
@@ -53,26 +58,4 @@ def _package_schema(group: str, defs: dict[str, Any], destination: bool) -> dict
                 },
             }
         )
-    config: dict[str, Any] = (
-        {"$ref": "#/$defs/DestinationConfig"}
-        if destination
-        else {
-            "type": "object",
-            "properties": {"settings": {"type": "object"}},
-            "additionalProperties": False,
-        }
-    )
-    return {
-        "type": "object",
-        "properties": {
-            "package": {
-                "type": "string",
-                "description": "Entry-point name, walkerOS alias or module:attr",
-                "examples": names + aliases,
-            },
-            "config": config,
-        },
-        "required": ["package"],
-        "additionalProperties": False,
-        "allOf": branches,
-    }
+    return branches

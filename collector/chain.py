@@ -1,0 +1,175 @@
+"""Transformer chains: resolved from ``next``/``before`` links once, run as a plain loop.
+
+walkerOS's rules (shared/fixtures, validate ``semantics``): a chain given as a
+step id is walked through each transformer's own ``next`` until a step has
+none or an id repeats; a list is used as it is (a list in a ``next`` ends the
+walk after its ids). A transformer's own ``before`` chain runs before its
+``push``. Ids that name no transformer are load errors here (walkerOS stops
+the walk silently, which hides a typo).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from collector.dead_letter import EVENTS_TEMPLATE, DeadLetterFile, dead_letter_path, first_line
+from collector.destination import EventRejected
+from collector.transformer import TransformerContext
+
+logger = logging.getLogger("flows.chain")
+
+Event = dict[str, Any]
+Push = Callable[[Event, TransformerContext], Any]
+
+
+class ChainConfigError(ValueError):
+    """A ``next``/``before`` names what is not there; ``path`` says where."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class StepRejected(EventRejected):
+    """A transformer refused an event for good; ``where`` is ``transformers.ID``."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(reason)
+        self.where = where
+
+
+def chain_ids(start: Any, links: Mapping[str, Any], path: str) -> list[str]:
+    """The transformer ids a chain runs, in order (see the module docstring)."""
+    if start is None or start == []:
+        return []
+    if isinstance(start, list):
+        ids = []
+        for index, item in enumerate(start):
+            if not isinstance(item, str):
+                raise ChainConfigError(
+                    f"{path}.{index}", "route objects in a chain are not supported; use step ids"
+                )
+            ids.append(_known(item, links, f"{path}.{index}"))
+        return ids
+    if not isinstance(start, str):
+        raise ChainConfigError(
+            path, "conditional routes (match/one/many) are not supported; use a step id or a list"
+        )
+    ids = []
+    current: Any = start
+    where = path
+    while isinstance(current, str) and current not in ids:
+        ids.append(_known(current, links, where))
+        following = links[current]
+        where = f"transformers.{current}.next"
+        if isinstance(following, list):
+            ids += chain_ids(following, links, where)
+            break
+        if following is not None and not isinstance(following, str):
+            raise ChainConfigError(where, "conditional routes are not supported; use a step id")
+        current = following
+    return ids
+
+
+def _known(step_id: str, links: Mapping[str, Any], path: str) -> str:
+    if step_id in links:
+        return step_id
+    from difflib import get_close_matches
+
+    close = get_close_matches(step_id, list(links), n=1)
+    names = ", ".join(links) or "none"
+    hint = f'; did you mean "{close[0]}"?' if close else f" (transformers: {names})"
+    raise ChainConfigError(path, f"no transformer named {step_id!r}{hint}")
+
+
+@dataclass(slots=True)
+class TransformerStats:
+    """Per-transformer counters, read by metrics."""
+
+    passed: int = 0
+    changed: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    failed: int = 0
+
+
+@dataclass(slots=True)
+class ChainStep:
+    """One transformer as a chain runs it: its push, its own ``before`` chain, its counters."""
+
+    id: str
+    push: Push
+    logger: logging.Logger
+    stores: dict[str, Any] = field(default_factory=dict)
+    before: Chain | None = None
+    stats: TransformerStats = field(default_factory=TransformerStats)
+    dead_letter: DeadLetterFile | None = None
+    transformer: Any = None
+    """The transformer object itself (for ``flows test`` and shutdown)."""
+
+    def __post_init__(self) -> None:
+        if self.dead_letter is None:
+            self.dead_letter = DeadLetterFile(
+                dead_letter_path(EVENTS_TEMPLATE, f"transformer.{self.id}"), self.id, key="event"
+            )
+
+
+class Chain:
+    """Transformers run in order on one event; built once, called per event."""
+
+    __slots__ = ("ids", "steps")
+
+    def __init__(self, steps: list[ChainStep]) -> None:
+        self.steps = tuple(steps)
+        self.ids = tuple(step.id for step in steps)
+
+    def run(self, event: Event, ingest: dict[str, Any]) -> Event | None:
+        """The event after every step, or None when one stopped the chain.
+
+        A step that raises has the event written to its dead-letter file (so
+        an accepted event is never silently lost); ``EventRejected`` goes up
+        as ``StepRejected`` naming the transformer.
+        """
+        for step in self.steps:
+            if step.before is not None:
+                before = step.before.run(event, ingest)
+                if before is None:
+                    return None
+                event = before
+            context = TransformerContext(ingest, step.logger, step.id, step.stores)
+            try:
+                result = step.push(event, context)
+            except EventRejected as refusal:
+                step.stats.rejected += 1
+                raise StepRejected(f"transformers.{step.id}", refusal.reason) from None
+            except Exception as error:
+                step.stats.failed += 1
+                logger.exception("transformer %s failed on event %r", step.id, event.get("name"))
+                assert step.dead_letter is not None
+                step.dead_letter.write([dict(event)], f"transformer failed: {_one_line(error)}")
+                return None
+            if result is None or result is True:
+                step.stats.passed += 1
+            elif result is False:
+                step.stats.dropped += 1
+                return None
+            elif isinstance(result, dict):
+                step.stats.changed += 1
+                event = result
+            else:
+                step.stats.failed += 1
+                step.dead_letter.write(  # type: ignore[union-attr]
+                    [dict(event)],
+                    f"transformer returned {type(result).__name__}, not an event, None or False",
+                )
+                return None
+        return event
+
+
+def _one_line(error: BaseException) -> str:
+    name = type(error).__name__
+    return f"{name}: {first_line(error)}" if str(error) else name
