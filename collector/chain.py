@@ -110,6 +110,8 @@ class ChainStep:
     dead_letter: DeadLetterFile | None = None
     transformer: Any = None
     """The transformer object itself (for ``flows test`` and shutdown)."""
+    next: Any = None
+    """Its ``next`` in the flow file, for walking a chain from it."""
 
     def __post_init__(self) -> None:
         if self.dead_letter is None:

@@ -167,6 +167,21 @@ class Destination(ABC, Generic[SettingsT]):
     def push(self, event: Mapping[str, Any], context: PushContext) -> Skipped | None:
         """Handle one event; return Skipped(reason) when not sending it."""
 
+    def preview(
+        self, event: Mapping[str, Any], context: PushContext
+    ) -> list[dict[str, Any]] | Skipped:
+        """What ``push`` would send for this event, sending nothing (``flows push``, ``flows test``).
+
+        One dict per message; the default names the destination and gives the
+        mapped event name and data. A destination that knows its wire format
+        returns that instead (Segment returns its exact messages).
+        """
+        name = context.rule.name if context.rule is not None and context.rule.name else None
+        line: dict[str, Any] = {"destination": self.id, "event": name or event.get("name")}
+        if context.data is not UNDEFINED:
+            line["data"] = context.data
+        return [line]
+
     def push_batch(
         self, items: Sequence[tuple[Mapping[str, Any], PushContext]]
     ) -> list[Skipped | None]:

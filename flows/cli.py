@@ -1,4 +1,4 @@
-"""The ``flows`` command line: validate, bundle, push, run, schema, openapi, segment-sink, replay.
+"""The ``flows`` command line: validate, bundle, push, test, run, schema, openapi, segment-sink, replay.
 
 Every failure is reported as clear lines on stderr (``flows: error: ...``)
 with a non-zero exit code; nothing prints a traceback for a user mistake.
@@ -52,9 +52,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for line in _warnings(flow):
         print(f"flows: warning: {line}", file=sys.stderr)
     destinations = [a.id for a in flow.collector.destinations]
+    transformers = list(flow.transformers)
+    more = f", {_count(transformers, 'transformer')}" if transformers else ""
+    stores = f", {_count(list(flow.stores), 'store')}" if flow.stores else ""
     print(
         f"ok: {args.file}: flow {flow.name!r} with "
         f"{_count(destinations, 'destination')}, {_count(list(flow.sources), 'source')}"
+        f"{more}{stores}"
     )
     if not args.check:
         return EXIT_OK
@@ -73,7 +77,7 @@ def _warnings(flow: Flow) -> list[str]:
     """Settings that are valid but will not do what was meant (the exit code stays 0)."""
     from flows.cors import trace_header_warning
 
-    lines = []
+    lines = list(flow.warnings)
     for source_id, source in flow.sources.items():
         if getattr(source, "type", "") != "http":
             continue
@@ -122,6 +126,15 @@ def cmd_push(args: argparse.Namespace) -> int:
     if failures:
         raise CommandError(failures)
     return EXIT_OK
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from flows.step_examples import FAIL, render_table, run_examples
+
+    flow = _load(args.file, args.flow)
+    results = run_examples(flow)
+    print(render_table(results))
+    return EXIT_FAILED if any(result.status == FAIL for result in results) else EXIT_OK
 
 
 def _read_events(source: str) -> list[Any]:
@@ -294,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--event", required=True, help="event JSON file (an event, a list, or {batch}); '-': stdin"
     )
     push.add_argument("--flow", help="flow name (default: the only one, or 'default')")
+
+    test = command("test", cmd_test, "Run every step's examples (in -> out); exit 1 on a failure")
+    test.add_argument("file", help="flow file or bundle (JSON)")
+    test.add_argument("--flow", help="flow name (default: the only one, or 'default')")
 
     run = command("run", cmd_run, "Serve a flow until SIGTERM/SIGINT, then flush and exit")
     run.add_argument("file", help="flow file or bundle (JSON)")

@@ -83,6 +83,8 @@ class HttpSource:
         self.stats = SourceStats()
         self.shared: SharedSnapshots | None = None  # set in each of several workers
         self.chain: Chain | None = None
+        self.primary = False
+        """walkerOS ``primary``: ``flows push`` sends through this source's chain."""
         """The source's ``next`` transformer chain (set when the flow is built)."""
         self.ingest_mapping: Resolver | None = None
         """walkerOS ``config.ingest``: the request mapped into what transformers see."""

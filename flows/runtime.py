@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.callables import import_callable
-from collector.chain import Chain, ChainConfigError, ChainStep, chain_ids
+from collector.chain import Chain, ChainConfigError, ChainStep, StepRejected, chain_ids
 from collector.collector import (
     ActiveDestination,
     Collector,
@@ -15,7 +15,7 @@ from collector.collector import (
     DestinationSetupError,
     build_destination,
 )
-from collector.destination import DestinationConfig, Skipped
+from collector.destination import DestinationConfig, EventRejected, Skipped
 from collector.destinations.function import FunctionDestination
 from collector.store import Store
 from collector.transformer import FunctionTransformer, Transformer
@@ -36,6 +36,18 @@ class Flow:
     warnings: list[str] = field(default_factory=list)
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Each step's ``examples``, by ``kind.id``."""
+
+    @property
+    def links(self) -> dict[str, Any]:
+        """Each transformer's ``next``, for walking chains."""
+        return {tid: step.next for tid, step in self.transformers.items()}
+
+    def primary_source(self) -> Any:
+        """walkerOS's primary source: the first marked ``primary``, else the first."""
+        for source in self.sources.values():
+            if getattr(source, "primary", False):
+                return source
+        return next(iter(self.sources.values()), None)
 
     def destination(self, destination_id: str) -> ActiveDestination:
         for active in self.collector.destinations:
@@ -82,6 +94,7 @@ def build_flow(resolved: ResolvedFlow) -> Flow:
         source_cls: Any = resolved.packages[f"sources.{source_id}"]
         settings = source_cls.Settings.model_validate(config.get("settings", {}))
         source = source_cls(settings, source_id=source_id)
+        source.primary = ref.get("primary") is True
         try:
             source.chain = _chain(ref.get("next"), links, transformers, f"{path}.next")
         except ChainConfigError as error:
@@ -140,6 +153,7 @@ def _build_transformers(
         _set_level(transformer.logger, config)
         step = ChainStep(transformer_id, transformer.push, transformer.logger, dict(stores))
         step.transformer = transformer
+        step.next = ref.get("next")
         steps[transformer_id] = step
     links = {tid: ref.get("next") for tid, ref in (spec.get("transformers") or {}).items()}
     for transformer_id, ref in (spec.get("transformers") or {}).items():
@@ -191,26 +205,48 @@ def _examples(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def preview(flow: Flow, raw_event: Any) -> list[dict[str, Any]]:
     """What each destination would do with one event, sending nothing.
 
-    One entry per message a destination would send (its exact wire form, where
-    the destination can render it) or per skip, with the reason.
+    The event goes the way it would from the flow's primary source: its
+    ``next`` chain, then each destination's ``before`` chain. One entry per
+    message a destination would send (its exact wire form, where the
+    destination can render it), or per skip or stop, with the reason.
     """
-    event = flow.collector.prepare(raw_event)
-    consent = event["consent"]
+    event: Any = flow.collector.prepare(raw_event)
+    ingest: dict[str, Any] = {}
+    source = flow.primary_source()
+    chain = getattr(source, "chain", None)
+    if chain is not None:
+        try:
+            changed = chain.run(event, ingest)
+        except StepRejected as refusal:
+            return [_skip(refusal.where, event, f"rejected: {refusal.reason}")]
+        if changed is None:
+            return [_skip("transformers", event, "stopped by a transformer of the source chain")]
+        event = changed
     lines: list[dict[str, Any]] = []
     for active in flow.collector.destinations:
-        routed = active.route(event, consent)
-        if isinstance(routed, Skipped):
-            lines.append(_skip(active.id, event, routed.reason))
-            continue
-        render = getattr(active.destination, "preview", None)
-        if render is None:
-            continue
-        rendered = render(*routed)
-        if isinstance(rendered, Skipped):
-            lines.append(_skip(active.id, event, rendered.reason))
-        else:
-            lines.extend(rendered)
+        lines.extend(preview_destination(active, event, ingest))
     return lines
+
+
+def preview_destination(
+    active: ActiveDestination, event: Any, ingest: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """What one destination would send for an enriched event (its ``before`` chain first)."""
+    if active.before is not None:
+        try:
+            changed = active.before.run(dict(event), {} if ingest is None else ingest)
+        except EventRejected as refusal:
+            return [_skip(active.id, event, f"rejected: {refusal.reason}")]
+        if changed is None:
+            return [_skip(active.id, event, "transformer")]
+        event = changed
+    routed = active.route(event, event["consent"])
+    if isinstance(routed, Skipped):
+        return [_skip(active.id, event, routed.reason)]
+    rendered = active.destination.preview(*routed)
+    if isinstance(rendered, Skipped):
+        return [_skip(active.id, event, rendered.reason)]
+    return list(rendered)
 
 
 def _skip(destination_id: str, event: Any, reason: str) -> dict[str, Any]:

@@ -108,7 +108,15 @@ def test_push_prints_the_exact_messages_and_skip_reasons(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stderr
     assert SECRET not in result.stdout + result.stderr
-    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    every = [json.loads(line) for line in result.stdout.splitlines()]
+    logged = [m for m in every if m.get("destination") == "log"]
+    assert [m["event"] for m in logged] == [
+        "page view",
+        "product view",
+        "user login",
+        "order complete",
+    ]
+    lines = [m for m in every if m.get("destination") != "log"]
     assert [m["type"] for m in lines] == ["page", "track", "identify", "track"]
     for message in lines:
         assert message["context"]["library"]["name"] == "analytics-python"
@@ -119,8 +127,12 @@ def test_push_prints_the_exact_messages_and_skip_reasons(tmp_path: Path) -> None
     )
     skipped = run_flows("push", str(DEMO_FLOW), "--event", str(anonymous))
     assert skipped.returncode == 0, skipped.stderr
-    reasons = [json.loads(line)["skipped"] for line in skipped.stdout.splitlines()]
-    assert reasons == ["no identity", "ignore"]
+    reasons = [
+        (line["destination"], line["skipped"])
+        for line in map(json.loads, skipped.stdout.splitlines())
+        if "skipped" in line
+    ]
+    assert reasons == [("segment", "no identity"), ("segment", "ignore")]
 
 
 def test_push_reports_invalid_events_with_paths(tmp_path: Path) -> None:
@@ -129,7 +141,10 @@ def test_push_reports_invalid_events_with_paths(tmp_path: Path) -> None:
     result = run_flows("push", str(DEMO_FLOW), "--event", str(bad))
     assert result.returncode == 1
     assert "event 0: name:" in result.stderr
-    assert len(result.stdout.splitlines()) == 1, "the valid event is still shown"
+    shown = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line.get("destination", "segment") for line in shown] == ["segment", "log"], (
+        "the valid event is still shown, once per destination"
+    )
 
 
 def test_schema_is_valid_json_schema() -> None:
