@@ -17,6 +17,7 @@ from typing import Any
 
 from collector.dead_letter import EVENTS_TEMPLATE, DeadLetterFile, dead_letter_path, first_line
 from collector.destination import EventRejected
+from collector.errors import ConfigError, suggestion
 from collector.transformer import TransformerContext
 
 logger = logging.getLogger("flows.chain")
@@ -25,13 +26,8 @@ Event = dict[str, Any]
 Push = Callable[[Event, TransformerContext], Any]
 
 
-class ChainConfigError(ValueError):
+class ChainConfigError(ConfigError):
     """A ``next``/``before`` names what is not there; ``path`` says where."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{path}: {reason}")
 
 
 class StepRejected(EventRejected):
@@ -78,11 +74,8 @@ def chain_ids(start: Any, links: Mapping[str, Any], path: str) -> list[str]:
 def _known(step_id: str, links: Mapping[str, Any], path: str) -> str:
     if step_id in links:
         return step_id
-    from difflib import get_close_matches
-
-    close = get_close_matches(step_id, list(links), n=1)
     names = ", ".join(links) or "none"
-    hint = f'; did you mean "{close[0]}"?' if close else f" (transformers: {names})"
+    hint = suggestion(step_id, links) or f" (transformers: {names})"
     raise ChainConfigError(path, f"no transformer named {step_id!r}{hint}")
 
 

@@ -27,6 +27,7 @@ from collector.destination import (
     ShutdownReport,
     Skipped,
 )
+from collector.errors import ConfigError
 from collector.event import Event, Properties, fill_defaults, validate_event
 from collector.mapping import CompiledMapping, MappingConfigError, compile_mapping
 from collector.registry import load_package
@@ -75,13 +76,8 @@ class CollectorConfig(BaseModel):
     hooks: Any = Field(None, description="walkerOS JS hooks; ignored")
 
 
-class DestinationSetupError(ValueError):
+class DestinationSetupError(ConfigError):
     """A destination's config is invalid; ``path`` says where."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{path}: {reason}" if path else reason)
 
 
 class ActiveDestination:

@@ -21,18 +21,14 @@ from pydantic import BaseModel
 
 from collector.callables import CallableImportError, import_callable
 from collector.consent import is_granted
+from collector.errors import ConfigError, suggestion
 from collector.paths import UNDEFINED, PathError, compile_value_reader
 
 logger = logging.getLogger("collector.mapping")
 
 
-class MappingConfigError(ValueError):
+class MappingConfigError(ConfigError):
     """A mapping config cannot be compiled; ``path`` says where (``mapping.page.view.data``)."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{path}: {reason}" if path else reason)
 
 
 @dataclass(slots=True)
@@ -259,7 +255,5 @@ def kind_name(value: Any) -> str:
 
 
 def did_you_mean(name: str, choices: Sequence[str] | frozenset[str]) -> str:
-    from difflib import get_close_matches
-
-    close = get_close_matches(name, sorted(choices), n=1)
-    return f'; did you mean "{close[0]}"?' if close else ""
+    """The did-you-mean suffix for a mapping error (``collector.errors.suggestion``)."""
+    return suggestion(name, choices)

@@ -10,7 +10,6 @@ meant to be. Input values are shown only when short and not possibly secret.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import json
 import sys
 import types
@@ -22,14 +21,14 @@ import pydantic
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
+from collector.errors import did_you_mean
+
 __all__ = ["did_you_mean", "format_validation_error"]
 
 MAX_SHOWN_INPUT: Final = 40
 """Longest input (as JSON) repeated in a message; longer ones add noise, not help."""
 SECRET_WORDS: Final = ("key", "secret", "token", "password")
 """A path segment containing one of these never has its input shown."""
-SUGGESTION_CUTOFF: Final = 0.6
-"""difflib's own default: catches swaps ("mpa" for "map"), not unrelated keys."""
 
 _TYPE_MISMATCH: Final = frozenset(
     {"model_type", "model_attributes_type", "dataclass_type", "is_instance_of", "none_required"}
@@ -47,15 +46,6 @@ _MESSAGES: Final = {
 _MSG_PREFIXES: Final = ("Value error, ", "Assertion failed, ")
 
 _Loc = tuple[int | str, ...]
-
-
-def did_you_mean(name: str, choices: Iterable[str]) -> str | None:
-    """The choice closest to ``name`` (ignoring case), or None when nothing is close."""
-    by_lower: dict[str, str] = {}
-    for choice in choices:
-        by_lower.setdefault(choice.lower(), choice)
-    matches = difflib.get_close_matches(name.lower(), by_lower, n=1, cutoff=SUGGESTION_CUTOFF)
-    return by_lower[matches[0]] if matches else None
 
 
 def format_validation_error(
