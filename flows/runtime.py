@@ -17,6 +17,7 @@ from collector.collector import (
 )
 from collector.destination import DestinationConfig, EventRejected, Skipped
 from collector.destinations.function import FunctionDestination
+from collector.errors import ConfigError
 from collector.store import Store
 from collector.transformer import FunctionTransformer, Transformer
 from collector.values import compile_value
@@ -147,8 +148,9 @@ def _build_transformers(
                 transformer = cls(
                     cls.Settings.model_validate(config.get("settings", {})), step_id=transformer_id
                 )
-            except (ValueError, TypeError) as error:
-                errors.append(f"{resolved.path}.transformers.{transformer_id}.config: {error}")
+            except ConfigError as error:
+                where = f"{resolved.path}.transformers.{transformer_id}.config.settings"
+                errors.append(f"{where}.{error.path}: {error.reason}")
                 continue
         _set_level(transformer.logger, config)
         step = ChainStep(transformer_id, transformer.push, transformer.logger, dict(stores))

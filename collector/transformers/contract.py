@@ -18,6 +18,8 @@ from typing import Any, Final, TypeAlias
 
 import jsonschema_rs
 
+from collector.errors import ConfigError
+
 Issue: TypeAlias = dict[str, str]
 """One validation error as walkerOS writes it: ``{path, message, level}``."""
 
@@ -27,13 +29,8 @@ MAX_CACHED_LOOKUPS: Final = 4096
 FORMAT_SCHEMA_FILE: Final = "event_format.schema.json"
 
 
-class ContractError(ValueError):
+class ContractError(ConfigError):
     """A contract cannot be compiled; ``path`` says where (``contract.0.events.page.view``)."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{path}: {reason}" if path else reason)
 
 
 def compile_schema(schema: Any, path: str) -> jsonschema_rs.Validator:
