@@ -20,6 +20,9 @@ from collector.mapping_config import ValueConfig
 SEGMENT_HOST = "https://api.segment.io"
 SEGMENT_EU_HOST = "https://events.eu1.segmentapis.com"
 SDK_BATCH_PATH = "/v1/batch"
+DEFAULT_ANONYMOUS_ID: list[ValueConfig] = ["user.session", "user.device", "user.hash"]
+"""walkerOS's ids of a visitor without a userId, most specific first: a session id, a device
+(cookie) id, then the cookieless hash a fingerprint transformer writes."""
 
 
 class SegmentSettings(BaseModel):
@@ -32,9 +35,12 @@ class SegmentSettings(BaseModel):
         "user.id", alias="userId", description="Mapping for the Segment userId; null disables"
     )
     anonymous_id: ValueConfig | None = Field(
-        "user.session",
+        DEFAULT_ANONYMOUS_ID,  # pydantic copies a list default for each model
         alias="anonymousId",
-        description="Mapping for the anonymousId; null disables",
+        description=(
+            "Mapping for the anonymousId; null disables. The default takes the first of "
+            "user.session, user.device and user.hash (a fingerprint transformer's) that is set"
+        ),
     )
     host: StrictStr = Field(
         SEGMENT_HOST, description=f"Segment API host; {SEGMENT_EU_HOST} for the EU (no /v1)"

@@ -21,12 +21,12 @@ secret) ever lands in a file; :func:`resolve_deferred` (and a non-deferred
 from __future__ import annotations
 
 import copy
-import math
 import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from collector.js import js_string
 from flows.errors import did_you_mean
 
 __all__ = [
@@ -259,18 +259,8 @@ def _var_hint(name: str, choices: Mapping[str, Any], where: str | None = None) -
 
 def _stringify(value: Any, name: str, path: str) -> str:
     """A scalar as JavaScript's ``String()`` writes it (``true``, ``null``, ``8080``)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer() and abs(value) < 1e21:
-            return str(int(value))
-        return repr(value)
+    if value is None or isinstance(value, str | bool | int | float):
+        return js_string(value)
     raise FlowReferenceError(
         f'Variable "{name}" is {_kind(value)} and cannot be part of a string',
         name=name,

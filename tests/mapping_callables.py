@@ -45,3 +45,21 @@ def event_name(value: Any, context: MappingContext) -> Any:
 def event_type(value: Any, context: MappingContext) -> str:
     """A ``fn`` that tells what the mapping context holds as its event."""
     return type(context.event).__name__
+
+
+def anonymized_ip(source: Any, context: MappingContext) -> str:
+    """A fingerprint ``fn`` (walkerOS's ipAnonymization example): ``ingest.ip`` with its
+    last IPv4 octet zeroed, so every visitor of a /24 with the same browser hashes alike.
+
+    It gets the whole ``{event, ingest}`` source, as walkerOS's ``fn`` does.
+    """
+    ingest = source.get("ingest") if isinstance(source, dict) else None
+    ip = ingest.get("ip") if isinstance(ingest, dict) else None
+    text = "" if ip is None else str(ip)
+    head, dot, last = text.rpartition(".")
+    return f"{head}.0" if dot and last.isascii() and last.isdigit() else text
+
+
+def lone_surrogate(source: Any, context: MappingContext) -> str:
+    """A ``fn`` returning text that is not valid Unicode (a lone surrogate)."""
+    return "a\ud800b"

@@ -88,7 +88,7 @@ def test_identity_fallbacks_and_skips(segment_receiver: SegmentReceiver) -> None
     collector, active = segment_flow(segment_receiver.url)
     collector.push(event(id="only-user", user={"id": "u"}))
     collector.push(event(id="only-anon", user={"session": "s"}))
-    outcome = collector.push(event(id="nobody", user={"device": "d", "id": ""}))
+    outcome = collector.push(event(id="nobody", user={"id": "", "email": "e@example.com"}))
     collector.shutdown(5)
     received = {m["messageId"]: m for m in segment_receiver.wait_for(2)}
     assert received["only-user-track"]["userId"] == "u"
