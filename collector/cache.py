@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from pydantic import BaseModel
+
 from collector.js_coerce import js_string
 from collector.matcher import MatcherConfigError, Predicate, always, compile_matcher
 from collector.paths import Getter, PathError, Setter, compile_path, compile_setter
@@ -228,6 +230,8 @@ def compile_cache(
     ``stores`` are the flow's stores by id (``store`` must name one);
     ``default_stop`` is ``stop`` when omitted (walkerOS: True for sources).
     """
+    if isinstance(config, BaseModel):  # a flow model holding the cache: compile what was written
+        config = config.model_dump(by_alias=True, exclude_unset=True)
     if not isinstance(config, Mapping):
         raise CacheConfigError(path, f"must be an object, got {kind_name(config)}")
     for name in config:
