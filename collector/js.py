@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+import orjson
+
 from collector.paths import UNDEFINED
 
 MAX_SAFE_INTEGER = 2**53
@@ -76,6 +78,69 @@ def js_string(value: Any) -> str:
     if isinstance(value, Mapping):
         return "[object Object]"
     return str(value)
+
+
+def js_text(value: Any) -> str:
+    """``String(value ?? '')``, as walkerOS matchers and cache keys compare values.
+
+    One deliberate difference: an object is its canonical JSON (sorted keys),
+    not ``[object Object]``, so two different objects never make one cache key.
+    """
+    if value is None or value is UNDEFINED:
+        return ""
+    if isinstance(value, Mapping):
+        return orjson.dumps(
+            value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str
+        ).decode()
+    if isinstance(value, list | tuple):
+        return ",".join(js_text(item) for item in value)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return js_string(value)
+
+
+def js_to_number(value: Any) -> float:
+    """``Number(value)``: NaN when there is no number (no value, text that is not one)."""
+    kind = type(value)
+    if kind is int or kind is float:
+        try:
+            return float(value)
+        except OverflowError:  # an int beyond float range, as JavaScript rounds it
+            return math.inf if value > 0 else -math.inf
+    if value is UNDEFINED:
+        return math.nan
+    if value is None:
+        return 0.0
+    if kind is bool:
+        return 1.0 if value else 0.0
+    if kind is str:
+        return _parse_number(value)
+    if isinstance(value, list | tuple):
+        return _parse_number(js_text(value))  # Number([5]) is 5, Number([1, 2]) NaN
+    return math.nan
+
+
+_JS_INFINITY = {"Infinity": math.inf, "+Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _parse_number(text: str) -> float:
+    """JavaScript's string to number: blank is 0, ``0x1f`` is 31, ``1_0`` and ``inf`` NaN."""
+    stripped = text.strip()
+    if not stripped:
+        return 0.0
+    if stripped in _JS_INFINITY:
+        return _JS_INFINITY[stripped]
+    if len(stripped) > 2 and stripped[0] == "0" and stripped[1] in "xXoObB":
+        try:
+            return float(int(stripped, 0))
+        except ValueError:
+            return math.nan
+    if "_" in stripped or not any(c.isdigit() for c in stripped):
+        return math.nan  # Python accepts 1_0, nan and inf; JavaScript does not
+    try:
+        return float(stripped)
+    except ValueError:
+        return math.nan
 
 
 def js_json(value: Any, indent: int = 2) -> str:
