@@ -33,6 +33,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel
 
+from collector.errors import ConfigError
 from collector.js import js_text
 from collector.matcher import MatcherConfigError, Predicate, always, compile_matcher
 from collector.paths import Getter, PathError, Setter, compile_path, compile_setter
@@ -54,13 +55,8 @@ _CONFIG_KEYS: Final = frozenset({"stop", "store", "namespace", "rules"})
 _RULE_KEYS: Final = frozenset({"match", "key", "ttl", "update"})
 
 
-class CacheConfigError(ValueError):
+class CacheConfigError(ConfigError):
     """A ``cache`` config cannot be compiled; ``path`` says where (``cache.rules.0.ttl``)."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{path}: {reason}" if path else reason)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.cache_steps import CacheStop
 from collector.dead_letter import EVENTS_TEMPLATE, DeadLetterFile, dead_letter_path, first_line
 from collector.destination import EventRejected
 from collector.errors import ConfigError, suggestion
@@ -125,6 +126,10 @@ class Chain:
     def run(self, event: Event, ingest: dict[str, Any]) -> Event | None:
         """The event after every step, or None when one stopped the chain.
 
+        A transformer cache hit with ``stop: true`` ends the chain with a
+        ``CacheStop`` holding the cached event (a source's chain then sends it
+        nowhere; a destination's goes on to the destination with it).
+
         A step that raises has the event written to its dead-letter file (so
         an accepted event is never silently lost); ``EventRejected`` goes up
         as ``StepRejected`` naming the transformer.
@@ -155,6 +160,9 @@ class Chain:
             elif isinstance(result, dict):
                 step.stats.changed += 1
                 event = result
+            elif isinstance(result, CacheStop):
+                step.stats.passed += 1
+                return result  # type: ignore[return-value]  # a cache hit with stop: end here
             else:
                 step.stats.failed += 1
                 step.dead_letter.write(  # type: ignore[union-attr]

@@ -15,6 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, StrictStr, ValidationError
 
+from collector.cache import CacheProbe, EventCache
+from collector.cache_steps import CacheStop, check_duplicate
 from collector.chain import Chain, StepRejected
 from collector.consent import is_granted, merge_consent
 from collector.dead_letter import EVENTS_TEMPLATE, DeadLetterFile, dead_letter_path, first_line
@@ -83,7 +85,16 @@ class DestinationSetupError(ConfigError):
 class ActiveDestination:
     """A destination with its compiled mapping, consent requirement and counters."""
 
-    __slots__ = ("before", "consent", "dead_letter", "destination", "id", "mapping", "stats")
+    __slots__ = (
+        "before",
+        "cache",
+        "consent",
+        "dead_letter",
+        "destination",
+        "id",
+        "mapping",
+        "stats",
+    )
 
     def __init__(
         self,
@@ -105,6 +116,8 @@ class ActiveDestination:
         )
         self.before: Chain | None = None
         """The destination's ``before`` transformer chain, run for it alone."""
+        self.cache: EventCache | None = None
+        """The destination's ``cache``: events seen within its ttl are skipped as duplicates."""
 
     def route(
         self, event: Mapping[str, Any], consent: Mapping[str, bool]
@@ -134,16 +147,35 @@ class ActiveDestination:
         events dead-letter file with the reason, never only logged. The
         ``before`` chain runs first, on ``ingest`` (the request's description).
         """
+        seen = None
+        if self.cache is not None and self.cache.stop:
+            seen = check_duplicate(self.cache, event, ingest)
+            if isinstance(seen, Skipped):
+                self.stats.skip(seen.reason)
+                return seen
         if self.before is not None:
             try:
-                changed = self.before.run(dict(event), {} if ingest is None else ingest)
+                changed: Any = self.before.run(dict(event), {} if ingest is None else ingest)
             except EventRejected as refusal:
                 self.stats.rejected += 1
                 return refusal
             if changed is None:
                 self.stats.skip(SKIPPED_TRANSFORMER.reason)
                 return SKIPPED_TRANSFORMER
-            event = changed
+            event = changed.event if isinstance(changed, CacheStop) else changed
+        if self.cache is not None and not self.cache.stop:
+            seen = check_duplicate(self.cache, event, ingest)
+            if isinstance(seen, Skipped):
+                self.stats.skip(seen.reason)
+                return seen
+        outcome = self._push(event, consent)
+        if outcome == SENT and isinstance(seen, CacheProbe):
+            seen.remember(True)
+        return outcome
+
+    def _push(
+        self, event: Mapping[str, Any], consent: Mapping[str, bool]
+    ) -> str | Skipped | EventRejected:
         try:
             routed = self.route(event, consent)
             if isinstance(routed, Skipped):
@@ -313,7 +345,7 @@ class Collector:
                 changed = chain.run(event, {} if ingest is None else ingest)  # type: ignore[arg-type]
             except StepRejected as refusal:
                 return PushResult(event, {}, [(refusal.where, refusal)])
-            if changed is None:
+            if changed is None or isinstance(changed, CacheStop):
                 return PushResult(event, {}, None, dropped=True)
             event = changed  # type: ignore[assignment]
         consent = event["consent"]

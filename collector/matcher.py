@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from collector.errors import ConfigError
 from collector.js import js_text, js_to_number
 from collector.paths import UNDEFINED, Getter, PathError, compile_path
 from collector.values import did_you_mean, kind_name
@@ -31,13 +32,8 @@ OPERATORS: Final = ("eq", "contains", "prefix", "suffix", "regex", "gt", "lt", "
 _CONDITION_KEYS: Final = frozenset({"key", "operator", "value", "not"})
 
 
-class MatcherConfigError(ValueError):
+class MatcherConfigError(ConfigError):
     """A match expression cannot be compiled; ``path`` says where (``cache.rules.0.match``)."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        self.path = path
-        self.reason = reason
-        super().__init__(f"{path}: {reason}" if path else reason)
 
 
 def always(_value: Any) -> bool:

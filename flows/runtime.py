@@ -6,6 +6,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.cache import compile_cache
+from collector.cache_steps import cached_push
 from collector.callables import import_callable
 from collector.chain import Chain, ChainConfigError, ChainStep, StepRejected, chain_ids
 from collector.collector import (
@@ -84,6 +86,13 @@ def build_flow(resolved: ResolvedFlow) -> Flow:
         if isinstance(active.destination, FunctionDestination):
             active.destination.function = import_callable(ref["code"]["push"])
         active.before = before
+        if ref.get("cache") is not None:
+            try:
+                active.cache = compile_cache(
+                    ref["cache"], path=f"{path}.cache", stores=stores, step_id=destination_id
+                )
+            except ConfigError as error:
+                errors.append(str(error))
         _set_level(active.destination.logger, config)
         destinations.append(active)
     sources: dict[str, Any] = {}
@@ -153,7 +162,20 @@ def _build_transformers(
                 errors.append(f"{where}.{error.path}: {error.reason}")
                 continue
         _set_level(transformer.logger, config)
-        step = ChainStep(transformer_id, transformer.push, transformer.logger, dict(stores))
+        push: Any = transformer.push
+        if ref.get("cache") is not None:
+            try:
+                cache = compile_cache(
+                    ref["cache"],
+                    path=f"{resolved.path}.transformers.{transformer_id}.cache",
+                    stores=stores,
+                    step_id=transformer_id,
+                )
+            except ConfigError as error:
+                errors.append(str(error))
+                continue
+            push = cached_push(transformer.push, cache)
+        step = ChainStep(transformer_id, push, transformer.logger, dict(stores))
         step.transformer = transformer
         step.next = ref.get("next")
         steps[transformer_id] = step

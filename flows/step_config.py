@@ -116,6 +116,7 @@ def check_steps(
                 errors.append(f"{path}.config: must be an object")
                 continue
             known = _known_config(kind, config, f"{path}.config", warnings, errors)
+            warnings += _ignored_step_keys(kind, ref, path)
             if cls is None:
                 continue
             packages[f"{kind}.{step_id}"] = cls
@@ -169,6 +170,27 @@ def _inline_class(kind: str, code: Mapping[str, Any], path: str, errors: list[st
     from collector.transformer import FunctionTransformer
 
     return FunctionTransformer if kind == "transformers" else FunctionDestination
+
+
+IGNORED_STEP_KEYS: dict[str, tuple[str, ...]] = {
+    "sources": ("before", "cache", "validate", "env"),
+    "transformers": ("validate", "env"),
+    "destinations": ("next", "validate", "env"),
+    "stores": ("cache", "env"),
+}
+"""Step keys accepted for walkerOS files that change nothing here (README: "Ignored keys").
+
+A source ``cache`` would answer repeated requests from the cache without
+taking their events; a source ``before`` runs on the raw request in walkerOS.
+"""
+
+
+def _ignored_step_keys(kind: str, ref: Mapping[str, Any], path: str) -> list[str]:
+    return [
+        f"{path}.{key}: accepted for walkerOS, no effect on this runtime"
+        for key in IGNORED_STEP_KEYS[kind]
+        if ref.get(key) is not None
+    ]
 
 
 def _known_config(
