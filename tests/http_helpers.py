@@ -54,10 +54,21 @@ def serving_collector(
 
 
 @contextmanager
+def serving_source(collector: Collector, source: HttpSource) -> Iterator[str]:
+    """A built flow's own http source (its chain included) on 127.0.0.1: yields the base URL."""
+    with _listening(collector, None, source=source) as (url, _source, _server):
+        yield url
+
+
+@contextmanager
 def _listening(
-    collector: Collector, http: dict[str, Any] | None, httptools: bool | None = None
+    collector: Collector,
+    http: dict[str, Any] | None,
+    httptools: bool | None = None,
+    source: HttpSource | None = None,
 ) -> Iterator[tuple[str, HttpSource, FlowServer]]:
-    source = HttpSource(HttpSettings.model_validate({"host": "127.0.0.1", **(http or {})}))
+    if source is None:
+        source = HttpSource(HttpSettings.model_validate({"host": "127.0.0.1", **(http or {})}))
     server = make_server(
         source.app(collector), shutdown_timeout=5, limits=source.settings, httptools=httptools
     )
