@@ -45,6 +45,7 @@ from flows.references import (
     REF_SECRET,
     REF_VAR_FULL,
     SECRET_MARKER,
+    SECRET_MARKER_PREFIX,
     FlowReferenceError,
     lookup_variable,
     secret_reference,
@@ -55,7 +56,7 @@ from flows.secrets import NO_SECRET_SOURCE, SecretSource
 __all__ = ["STEP_SECTIONS", "FlowSettings", "resolve_flow_settings"]
 
 _NAME: Final = r"[a-zA-Z_][a-zA-Z0-9_]*"
-REF_CONTRACT: Final = re.compile(rf"\$contract\.({_NAME})(?:\.(.+))?", re.DOTALL)
+REF_CONTRACT: Final = re.compile(rf"\$contract\.({_NAME})(?:\.(.+))?")
 """Whole-string ``$contract.NAME(.path)`` (``fullmatch``), walkerOS's ``REF_CONTRACT``."""
 REF_FLOW: Final = re.compile(rf"\$flow\.({_NAME})(?:\.([a-zA-Z0-9_.]+))?")
 """Whole-string ``$flow.NAME(.path)`` (``fullmatch``), walkerOS's ``REF_FLOW``."""
@@ -164,17 +165,20 @@ class _Resolver:
         try:
             contracts = self._contracts(scope)
             result = {key: copy.deepcopy(value) for key, value in raw.items() if key != "variables"}
-            for key in ("config", "collector"):
-                if key in raw:
-                    result[key] = self.resolve(raw[key], scope, f"{where}.{key}", contracts)
+            if "config" in raw:
+                result["config"] = self.resolve(raw["config"], scope, f"{where}.config", contracts)
             for section in STEP_SECTIONS:
                 steps = raw.get(section)
-                if not isinstance(steps, Mapping):
-                    continue
-                result[section] = {
-                    step_id: self._step(step, scope, f"{where}.{section}.{step_id}", contracts)
-                    for step_id, step in steps.items()
-                }
+                if isinstance(steps, Mapping):
+                    result[section] = {
+                        step_id: self._step(step, scope, f"{where}.{section}.{step_id}", contracts)
+                        for step_id, step in steps.items()
+                    }
+            if "collector" in raw:
+                collector = raw["collector"]
+                result["collector"] = self.resolve(
+                    collector, scope, f"{where}.collector", contracts
+                )
         finally:
             self.visiting.pop()
         return result
@@ -236,7 +240,7 @@ class _Resolver:
             return self._flow(match.group(1), match.group(2), text, path)
         secret = REF_SECRET.fullmatch(text) or SECRET_MARKER.fullmatch(text)
         if secret:
-            if self.deferred and text != f"$secret.{secret.group(1)}":
+            if self.deferred and text.startswith(SECRET_MARKER_PREFIX):
                 return text  # a marker already: a bundle of a bundle keeps it
             return secret_reference(
                 secret.group(1), self.secrets, deferred=self.deferred, path=path

@@ -152,13 +152,14 @@ def test_no_error_shows_a_secret_value(tmp_path: Path) -> None:
 def test_a_bundle_keeps_secret_markers_and_reads_them_where_it_runs(tmp_path: Path) -> None:
     data = _flow(
         variables={"creds": "$secret.GCP_KEY"},
-        collector={"credentials": "$var.creds", "token": "$secret.API_TOKEN"},
+        collector={"credentials": "$var.creds", "token": "$secret.API_TOKEN", "h": "$env.H:x"},
     )
     env = {"GCP_KEY": SECRET, "API_TOKEN": SECRET, "FLOWS_SECRETS_DIR": str(tmp_path)}
     bundled = resolve_flow_settings(data, "s", env, deferred=True).flow
     assert bundled["collector"] == {
         "credentials": "__WALKEROS_SECRET:GCP_KEY",
         "token": "__WALKEROS_SECRET:API_TOKEN",
+        "h": "__WALKEROS_ENV:H:x",
     }
     assert SECRET not in json.dumps(bundled)
     bundle = {"version": 4, "flows": {"s": bundled}}
@@ -167,7 +168,7 @@ def test_a_bundle_keeps_secret_markers_and_reads_them_where_it_runs(tmp_path: Pa
     (tmp_path / "GCP_KEY").write_text("from-file\n")
     run_env = {"API_TOKEN": "tok", "FLOWS_SECRETS_DIR": str(tmp_path)}
     ran = resolve_flow_settings(bundle, "s", run_env).flow
-    assert ran["collector"] == {"credentials": "from-file", "token": "tok"}
+    assert ran["collector"] == {"credentials": "from-file", "token": "tok", "h": "x"}
     assert resolve_deferred(bundled, run_env) == {**bundled, "collector": ran["collector"]}
 
 
