@@ -1,9 +1,12 @@
 """Bundles: one validated, self-contained flow file for deployment.
 
-A bundle holds the chosen flow with ``$var`` resolved, ``$env`` references
-kept as references (so no secret is ever written), and the distributions it
-was checked with pinned by name and version. ``flows run`` refuses a bundle
-whose pinned packages differ from what is installed.
+A bundle holds the chosen flow with ``$var`` resolved, ``$env`` and
+``$secret`` references kept as walkerOS markers (``__WALKEROS_ENV:NAME``,
+``__WALKEROS_SECRET:NAME``, so no secret is ever read or written), and the
+distributions it was checked with pinned by name and version. Where the
+bundle runs, markers are read from the environment (a secret also from
+``FLOWS_SECRETS_DIR``, default ``/run/secrets``). ``flows run`` refuses a
+bundle whose pinned packages differ from what is installed.
 """
 
 from __future__ import annotations

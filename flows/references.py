@@ -1,9 +1,12 @@
-"""``$var`` and ``$env`` references in flow files, resolved the walkerOS way.
+"""``$var``, ``$env`` and ``$secret`` references in flow files, resolved the walkerOS way.
 
 The grammar is walkerOS's (``packages/core/src/references.ts``) so one flow
 file means the same thing to both implementations. Per string, in order:
 
-1. ``$secret.NAME`` (whole string) is not supported here and is left as is.
+1. A whole-string ``$secret.NAME`` (``NAME`` upper case, digits, ``_``) is
+   read from a :class:`~flows.secrets.SecretSource` (the environment, then
+   the secrets directory); a missing or empty one is an error naming it,
+   never its value. Anything else (``$secret.lower``, text around it) stays.
 2. A whole-string ``$var.a.b`` becomes the variable's value with its JSON type.
 3. Inline ``$var.a.b`` is replaced by the stringified scalar.
 4. Inline ``$env.NAME`` / ``$env.NAME:default`` is replaced by the
@@ -13,9 +16,13 @@ file means the same thing to both implementations. Per string, in order:
    set ``HOST`` replaces the port too.
 
 For bundles (``deferred=True``) step 4 writes the walkerOS marker
-``__WALKEROS_ENV:NAME[:default]`` instead, so no environment value (a
-secret) ever lands in a file; :func:`resolve_deferred` (and a non-deferred
+``__WALKEROS_ENV:NAME[:default]`` instead and step 1 the marker
+``__WALKEROS_SECRET:NAME``, so no environment value or secret ever lands in
+a file; :func:`resolve_deferred` (and a non-deferred
 :func:`resolve_references`) turns markers into values at run time.
+
+``flows.flow_settings`` resolves a whole flow file (``$flow``, ``$contract``,
+variables that reference variables) with the per-string parts kept here.
 """
 
 from __future__ import annotations
@@ -28,16 +35,25 @@ from typing import Any, Final
 
 from collector.js import js_string
 from flows.errors import did_you_mean
+from flows.secrets import SecretSource, SecretUnreadableError
 
 __all__ = [
     "ENV_MARKER_PREFIX",
+    "SECRET_MARKER_PREFIX",
     "FlowReferenceError",
+    "lookup_variable",
     "resolve_deferred",
     "resolve_references",
+    "secret_reference",
+    "substitute_inline",
 ]
 
 ENV_MARKER_PREFIX: Final = "__WALKEROS_ENV:"
 """walkerOS's prefix for a deferred ``$env`` reference (``ENV_MARKER_PREFIX`` upstream)."""
+SECRET_MARKER_PREFIX: Final = "__WALKEROS_SECRET:"
+"""walkerOS's prefix for a deferred ``$secret`` reference (``SECRET_MARKER_PREFIX`` upstream)."""
+MARKER_START: Final = "__WALKEROS_"
+"""What both markers start with: a string without it or ``$`` has nothing to resolve."""
 
 _NAME: Final = r"[a-zA-Z_][a-zA-Z0-9_]*"
 _VAR_PATH: Final = rf"\$var\.({_NAME}(?:\.{_NAME})*)"
@@ -49,6 +65,15 @@ REF_VAR_INLINE: Final = re.compile(_VAR_PATH)
 REF_ENV: Final = re.compile(rf"\$env\.({_NAME})(?::({_ENV_DEFAULT}*))?")
 REF_SECRET: Final = re.compile(r"\$secret\.([A-Z0-9_]+)")
 """Whole-string ``$secret.NAME``; used with ``fullmatch``."""
+SECRET_MARKER: Final = re.compile(rf"{re.escape(SECRET_MARKER_PREFIX)}([A-Z0-9_]+)")
+"""A deferred ``$secret``; whole-string only (``fullmatch``), as walkerOS's bundler reads it."""
+WEB_SECRET_ERROR: Final = (
+    'Secret "$secret.{name}" cannot be used in a web flow '
+    "\N{EM DASH} secrets are never sent to the browser. Use a server flow."
+)
+"""walkerOS's text for a secret where none can be read (its non-deferred, web path)."""
+MISSING_SECRET_ERROR: Final = 'WalkerOS: required secret "{name}" is not set'
+"""walkerOS's text (its bundles' start-up guard) for a secret that is not set or empty."""
 
 _MARKER_PATTERN: Final = (
     rf"{re.escape(ENV_MARKER_PREFIX)}({_NAME})"
@@ -79,31 +104,70 @@ def resolve_references(
     *,
     deferred: bool = False,
     path: str = "",
+    secrets: SecretSource | None = None,
 ) -> Any:
-    """Return a copy of ``value`` with ``$var``/``$env`` references (and markers) resolved.
+    """Return a copy of ``value`` with ``$var``/``$env``/``$secret`` references (and markers)
+    resolved.
 
     Dicts and lists are walked; keys are kept verbatim. ``env`` defaults to
-    ``os.environ``. With ``deferred=True`` ``$env`` becomes a marker and
-    markers already present are kept; otherwise markers are resolved too, so
-    a bundle loads through the same call. ``path`` is the JSON path of
-    ``value`` and prefixes the paths in errors.
+    ``os.environ``; ``secrets`` to ``SecretSource.from_environment(env)``.
+    With ``deferred=True`` ``$env`` and ``$secret`` become markers and markers
+    already present are kept; otherwise markers are resolved too, so a bundle
+    loads through the same call. ``path`` is the JSON path of ``value`` and
+    prefixes the paths in errors.
     """
     environment: Mapping[str, str] = os.environ if env is None else env
+    source = SecretSource.from_environment(environment) if secrets is None else secrets
 
     def on_string(text: str, where: str) -> Any:
-        return _resolve_string(text, variables, environment, deferred, where)
+        return _resolve_string(text, variables, environment, deferred, where, source)
 
     return _walk(value, path, on_string)
 
 
-def resolve_deferred(value: Any, env: Mapping[str, str] | None = None, path: str = "") -> Any:
-    """Return a copy of ``value`` with ``__WALKEROS_ENV`` markers replaced, at run time.
+def resolve_deferred(
+    value: Any,
+    env: Mapping[str, str] | None = None,
+    path: str = "",
+    *,
+    secrets: SecretSource | None = None,
+) -> Any:
+    """Return a copy of ``value`` with ``__WALKEROS_ENV``/``__WALKEROS_SECRET`` markers replaced,
+    at run time.
 
     Only markers are touched (``$env``/``$var`` text stays as is); a marker
-    without a default whose variable is not set raises FlowReferenceError.
+    without a default whose variable is not set, or a secret that is not set,
+    raises FlowReferenceError. ``secrets`` defaults as in :func:`resolve_references`.
     """
     environment: Mapping[str, str] = os.environ if env is None else env
-    return _walk(value, path, lambda text, where: _resolve_markers(text, environment, where))
+    source = SecretSource.from_environment(environment) if secrets is None else secrets
+
+    def on_string(text: str, where: str) -> Any:
+        secret = SECRET_MARKER.fullmatch(text)
+        if secret:
+            return secret_reference(secret.group(1), source, deferred=False, path=where)
+        return _resolve_markers(text, environment, where)
+
+    return _walk(value, path, on_string)
+
+
+def secret_reference(name: str, secrets: SecretSource, *, deferred: bool, path: str) -> str:
+    """The marker for a bundle, else the secret's value; the error names it, never its value."""
+    if deferred:
+        return f"{SECRET_MARKER_PREFIX}{name}"
+    if not secrets.available:
+        raise FlowReferenceError(WEB_SECRET_ERROR.format(name=name), name=name, path=path)
+    try:
+        value = secrets.get(name)
+    except SecretUnreadableError as error:
+        raise FlowReferenceError(
+            f'Secret "{name}" cannot be read: {error}', name=name, path=path
+        ) from None
+    if value is None:
+        raise FlowReferenceError(
+            MISSING_SECRET_ERROR.format(name=name), name=name, path=path, hint=secrets.where(name)
+        )
+    return value
 
 
 def _walk(value: Any, path: str, on_string: Callable[[str, str], Any]) -> Any:
@@ -122,24 +186,52 @@ def _join(path: str, key: object) -> str:
 
 
 def _resolve_string(
-    text: str, variables: Mapping[str, Any], env: Mapping[str, str], deferred: bool, path: str
+    text: str,
+    variables: Mapping[str, Any],
+    env: Mapping[str, str],
+    deferred: bool,
+    path: str,
+    secrets: SecretSource,
 ) -> Any:
-    if "$" not in text and ENV_MARKER_PREFIX not in text:
-        return text
-    if REF_SECRET.fullmatch(text):
+    if "$" not in text and MARKER_START not in text:
         return text
     whole = REF_VAR_FULL.fullmatch(text)
     if whole:
-        found = _lookup(variables, whole.group(1), path)
+        found = lookup_variable(variables, whole.group(1), path)
         if deferred:
             return copy.deepcopy(found)
         # A variable resolved for a bundle may hold markers; none survive a run-time resolve.
-        return resolve_deferred(found, env, path)
+        return resolve_deferred(found, env, path, secrets=secrets)
+    secret = REF_SECRET.fullmatch(text) or SECRET_MARKER.fullmatch(text)
+    if secret:
+        if deferred and text.startswith(SECRET_MARKER_PREFIX):
+            return text
+        return secret_reference(secret.group(1), secrets, deferred=deferred, path=path)
+    return substitute_inline(
+        text, lambda name: lookup_variable(variables, name, path), env, deferred=deferred, path=path
+    )
+
+
+def substitute_inline(
+    text: str,
+    lookup: Callable[[str], Any],
+    env: Mapping[str, str],
+    *,
+    deferred: bool,
+    path: str,
+) -> str:
+    """Replace inline ``$var`` (through ``lookup``), then ``$env`` and ``$env`` markers.
+
+    ``$var`` goes first, so ``$env.A:$var.d`` takes the variable as its
+    default, as upstream. For a bundle, a variable holding a kept marker is
+    checked not to swallow the text after it, and a secret must stay whole.
+    """
 
     def inline_var(match: re.Match[str]) -> str:
         name = match.group(1)
-        value = _stringify(_lookup(variables, name, path), name, path)
+        value = _stringify(lookup(name), name, path)
         if deferred:
+            _check_whole_secret(value, name, path)
             _check_kept_marker(value, text[match.end() :], name, path)
         return value
 
@@ -159,6 +251,18 @@ def _resolve_string(
         return _env_value(env, match.group(3), match.group(4), path, deferred=True)
 
     return _ENV_OR_MARKER.sub(from_env, result)
+
+
+def _check_whole_secret(value: str, name: str, path: str) -> None:
+    """A secret marker is read only as a whole string; glued into text it would stay literal."""
+    if SECRET_MARKER_PREFIX in value:
+        raise FlowReferenceError(
+            f'Variable "{name}" holds a $secret, which cannot be part of a string in a bundle',
+            name=name,
+            path=path,
+            hint=f'use "$var.{name}" as the whole value: a secret is kept out of a bundle '
+            "only as a whole value",
+        )
 
 
 def _check_kept_marker(value: str, following: str, name: str, path: str) -> None:
@@ -217,7 +321,7 @@ def _env_value(
     )
 
 
-def _lookup(variables: Mapping[str, Any], dotted: str, path: str) -> Any:
+def lookup_variable(variables: Mapping[str, Any], dotted: str, path: str) -> Any:
     """Walk ``a.b.c`` into the variables; the error says which step failed."""
     head, *rest = dotted.split(".")
     if head not in variables:

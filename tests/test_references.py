@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -141,10 +142,33 @@ def test_env_default_stops_at_whitespace_quote_and_brace() -> None:
     assert resolve_references(text, {}, {}) == 'a x b {"k": "y"} z}'
 
 
-def test_secret_references_are_left_untouched() -> None:
-    value = {"token": "$secret.API_TOKEN", "other": "$secret.lower"}
-    assert resolve_references(value, {}, {}) == value
-    assert resolve_references(value, {}, {}, deferred=True) == value
+def test_secrets_become_markers_in_bundles_and_values_at_run_time(tmp_path: Path) -> None:
+    value = {"token": "$secret.API_TOKEN", "other": "$secret.lower", "text": "x $secret.API_TOKEN"}
+    no_dir = {"FLOWS_SECRETS_DIR": str(tmp_path / "none")}
+    bundled = resolve_references(value, {}, {"API_TOKEN": "tok-1", **no_dir}, deferred=True)
+    assert bundled == {**value, "token": "__WALKEROS_SECRET:API_TOKEN"}
+    assert resolve_references(bundled, {}, {}, deferred=True) == bundled
+    expected = {**value, "token": "tok-1"}
+    assert resolve_references(value, {}, {"API_TOKEN": "tok-1", **no_dir}) == expected
+    assert resolve_references(bundled, {}, {"API_TOKEN": "tok-1", **no_dir}) == expected
+    assert resolve_deferred(bundled, {"API_TOKEN": "tok-1", **no_dir}) == expected
+    with pytest.raises(FlowReferenceError) as caught:
+        resolve_deferred(bundled, no_dir, path="f")
+    assert caught.value.path == "f.token"
+    assert str(caught.value).startswith('WalkerOS: required secret "API_TOKEN" is not set')
+
+
+def test_a_secret_glued_into_text_cannot_be_bundled() -> None:
+    variables = resolve_references({"t": "$secret.API_TOKEN"}, {}, {}, deferred=True)
+    assert resolve_references("$var.t", variables, {}, deferred=True) == (
+        "__WALKEROS_SECRET:API_TOKEN"
+    )
+    with pytest.raises(FlowReferenceError) as caught:
+        resolve_references({"h": "Bearer $var.t"}, variables, {}, deferred=True, path="f")
+    assert caught.value.path == "f.h"
+    assert str(caught.value).startswith(
+        'Variable "t" holds a $secret, which cannot be part of a string in a bundle'
+    )
 
 
 def test_deferred_keeps_env_as_markers_but_resolves_var() -> None:

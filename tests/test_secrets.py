@@ -121,3 +121,69 @@ def test_a_literal_secret_in_a_flow_file_is_not_echoed_by_errors(tmp_path: Path)
     assert result.returncode == 1
     assert "hostt" in result.stderr
     _assert_clean("validation errors", result.stdout + result.stderr)
+
+
+def test_a_bundle_keeps_secret_markers_and_runs_with_secrets_from_env_and_files(
+    tmp_path: Path,
+) -> None:
+    data = json.loads(DEMO_FLOW.read_text())
+    flow = data["flows"]["default"]
+    flow["sources"]["http"]["config"]["settings"]["auth"] = {"token": "$secret.FLOWS_TOKEN"}
+    segment = flow["destinations"]["segment"]["config"]["settings"]
+    segment.update({"writeKey": "$secret.SEGMENT_WRITE_KEY", "flushAt": 1})
+    source = tmp_path / "flow.json"
+    source.write_text(json.dumps(data))
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    build_env = {
+        "SEGMENT_WRITE_KEY": WRITE_KEY,
+        "FLOWS_TOKEN": TOKEN,
+        "FLOWS_SECRETS_DIR": str(secrets_dir),
+    }
+
+    bundle = tmp_path / "bundle.json"
+    bundled = run_flows("bundle", str(source), "-o", str(bundle), env=build_env)
+    assert bundled.returncode == 0, bundled.stderr
+    _assert_clean("bundle", bundle.read_text() + bundled.stdout + bundled.stderr)
+    written = json.loads(bundle.read_text())["flows"]["default"]
+    assert written["sources"]["http"]["config"]["settings"]["auth"]["token"] == (
+        "__WALKEROS_SECRET:FLOWS_TOKEN"
+    )
+    assert written["destinations"]["segment"]["config"]["settings"]["writeKey"] == (
+        "__WALKEROS_SECRET:SEGMENT_WRITE_KEY"
+    )
+
+    # Where it runs: the token from the environment, the write key from a mounted file.
+    (secrets_dir / "SEGMENT_WRITE_KEY").write_text(WRITE_KEY + "\n")
+    with SegmentReceiver(write_key=WRITE_KEY) as receiver:
+        run_env = {
+            "FLOWS_TOKEN": TOKEN,
+            "FLOWS_SECRETS_DIR": str(secrets_dir),
+            "SEGMENT_HOST": receiver.url,
+        }
+        with flows_running(bundle, env=run_env) as (process, url, banner):
+            assert "serving" in banner
+            event = {"name": "product view", "id": "b1", "user": {"id": "u1"}}
+            with httpx.Client(timeout=10) as client:
+                refused = client.post(url + "/collect", json=event)
+                assert refused.status_code == 401
+                answer = client.post(url + "/collect", json=event, headers={"x-flows-token": TOKEN})
+                assert answer.status_code == 200
+            (message,) = receiver.wait_for(1)
+            assert message["event"] == "Product Viewed"
+            process.send_signal(signal.SIGTERM)
+            stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    _assert_clean("bundle run output", stdout + stderr)
+
+    (secrets_dir / "SEGMENT_WRITE_KEY").unlink()
+    missing = run_flows("validate", str(bundle), env={"FLOWS_TOKEN": TOKEN, **_no_key(secrets_dir)})
+    assert missing.returncode == 1
+    assert 'required secret "SEGMENT_WRITE_KEY" is not set' in missing.stderr
+    assert "flows.default.destinations.segment.config.settings.writeKey" in missing.stderr
+    _assert_clean("missing secret error", missing.stdout + missing.stderr)
+
+
+def _no_key(secrets_dir: Path) -> dict[str, str]:
+    """An environment where SEGMENT_WRITE_KEY is unset (empty counts as unset)."""
+    return {"SEGMENT_WRITE_KEY": "", "FLOWS_SECRETS_DIR": str(secrets_dir)}
