@@ -20,12 +20,14 @@ from pydantic import ValidationError
 
 from collector.collector import CollectorConfig
 from flows.errors import format_validation_error
+from flows.flow_checks import FlowCheckError, check_no_code
 from flows.flow_model import BundleInfo, FlowFile, FlowSpec
+from flows.flow_settings import resolve_flow_settings
 from flows.references import (
     ENV_MARKER,
     ENV_MARKER_PREFIX,
+    SECRET_MARKER_PREFIX,
     FlowReferenceError,
-    resolve_references,
 )
 from flows.step_config import check_steps
 
@@ -151,33 +153,30 @@ def resolve_flow(
     chosen = pick_flow(flow_file, name)
     check_platform(flow_file, chosen)
     where = f"flows.{chosen}"
-    raw_flow = data["flows"][chosen]
     environment = os.environ if env is None else env
-    variables = {**data.get("variables", {}), **raw_flow.get("variables", {})}
     try:
-        resolved_vars = resolve_references(
-            variables, {}, environment, deferred=deferred, path=f"{where}.variables"
-        )
-        spec = resolve_references(
-            {k: v for k, v in raw_flow.items() if k != "variables"},
-            resolved_vars,
-            environment,
-            deferred=deferred,
-            path=where,
-        )
+        settings = resolve_flow_settings(data, chosen, environment, deferred=deferred)
+        check_no_code(settings.flow, where)
     except FlowReferenceError as error:
         raise FlowError(str(error)) from None
+    except FlowCheckError as error:
+        raise FlowError(error.errors) from None
+    spec = settings.flow
     checked = spec
     if deferred:
         checked = _with_placeholders(spec, environment)
     packages, warnings = check_packages(checked, where)
-    return ResolvedFlow(chosen, where, spec, flow_file, packages, warnings)
+    return ResolvedFlow(chosen, where, spec, flow_file, packages, [*settings.warnings, *warnings])
 
 
 def _with_placeholders(value: Any, env: Mapping[str, str]) -> Any:
     """Resolve kept ``$env`` markers for checking: the environment, else the default,
     else a placeholder for a variable that is only set where the bundle runs."""
     if isinstance(value, str):
+        if value.startswith(SECRET_MARKER_PREFIX):
+            return (
+                f"<secret {value.removeprefix(SECRET_MARKER_PREFIX)}, read where the bundle runs>"
+            )
         if ENV_MARKER_PREFIX not in value:
             return value
         return ENV_MARKER.sub(lambda match: _placeholder(match, env), value)

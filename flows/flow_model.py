@@ -57,6 +57,9 @@ class StepExample(BaseModel):
     chain: StrictBool | None = Field(
         None, description="Run the whole chain from this step, not the step alone"
     )
+    ingest: dict[str, Any] | None = Field(
+        None, description="The request the event came with (ip, userAgent, ...), for transformers"
+    )
 
 
 Route = StrictStr | list[Any] | dict[str, Any]

@@ -8,7 +8,7 @@ its step alone, on a flow built exactly as ``flows run`` builds it:
   adds ``id``, ``timestamp`` and the rest);
 - a transformer example's ``in`` is an event, ``out`` the event after the
   step, or ``false`` when the step stops it (a strict refusal counts as
-  ``false``);
+  ``false``); ``ingest`` (our addition) is the request it came with;
 - a destination example's ``in`` is an event, ``out`` what the destination
   would send (the lines ``flows push`` prints for it), in order;
 - ``"chain": true`` on a source or transformer example runs the step and the
@@ -68,7 +68,8 @@ def _run(
     if kind == "sources":
         actual = _source_out(flow, step_id, given, chained)
     elif kind == "transformers":
-        actual = _transformer_out(flow, step_id, given, chained)
+        ingest = dict(example.get("ingest") or {})
+        actual = _transformer_out(flow, step_id, given, chained, ingest)
     elif kind == "destinations":
         actual = _destination_out(flow, step_id, given)
     else:
@@ -88,9 +89,10 @@ def _source_out(flow: Flow, source_id: str, request: Any, chained: bool) -> Any:
     return dict(event)
 
 
-def _transformer_out(flow: Flow, transformer_id: str, event: Any, chained: bool) -> Any:
+def _transformer_out(
+    flow: Flow, transformer_id: str, event: Any, chained: bool, ingest: dict[str, Any]
+) -> Any:
     step = flow.transformers[transformer_id]
-    ingest: dict[str, Any] = {}
     if chained:
         return _run_chain(Chain([step, *_following(flow, transformer_id)]), event, ingest)
     context = TransformerContext(ingest, step.logger, step.id, step.stores)

@@ -68,6 +68,11 @@ def test_each_single_run_case_gives_walkeros_actual_event(name: str) -> None:
     result = push(transformer(case["settings"]), event, dict(case["in"].get("ingest", {})))
     [[kind, expected]] = case["actual_out"]
     assert kind == "return"
+    if case.get("hash_input") == "" or not case["settings"].get("fields"):
+        # Our one difference: walkerOS writes sha256("") for every visitor with no request
+        # values, merging them all into one identity; we leave the event as it came.
+        assert result is None, "None: the event goes on unchanged, without a hash"
+        return
     assert result == expected["event"]
     assert event == before, "the event given is never changed in place"
     if "actual_hash" in case:

@@ -17,13 +17,16 @@ def drop_internal(event: dict[str, Any], context: TransformerContext) -> dict[st
 def tag(event: dict[str, Any], context: TransformerContext) -> dict[str, Any]:
     """Appends the step id to ``globals.steps``: a changed copy, so the order is visible."""
     steps = [*event.get("globals", {}).get("steps", "").split(","), context.id]
-    return {**event, "globals": {**event.get("globals", {}), "steps": ",".join(filter(None, steps))}}
+    return {
+        **event,
+        "globals": {**event.get("globals", {}), "steps": ",".join(filter(None, steps))},
+    }
 
 
 def record_ingest(event: dict[str, Any], context: TransformerContext) -> None:
     """Copies what the request looked like into the event's custom fields (None: unchanged)."""
     context.ingest["seen_by"] = context.id
-    return None
+    return
 
 
 def ingest_to_custom(event: dict[str, Any], context: TransformerContext) -> dict[str, Any]:

@@ -9,6 +9,11 @@ As walkerOS does: each field is a mapping value resolved against
 ``{"event": event, "ingest": ingest}``, the values are ``String(v ?? "")``-ed
 and concatenated in order, and the SHA-256 hex digest, cut to ``length``, is
 set on a copy of the event at ``output``.
+
+One deliberate difference: when every field is empty (no request values, as
+in ``flows push``), walkerOS writes the hash of the empty string, the same for
+every such visitor, which would merge them all into one identity downstream;
+here the event goes on unchanged instead.
 """
 
 from __future__ import annotations
@@ -63,14 +68,18 @@ class FingerprintTransformer(Transformer[FingerprintSettings]):
         self._length = settings.length
 
     def push(self, event: Event, context: TransformerContext) -> Event | Literal[False] | None:
-        return self._set(event, self.fingerprint(event, context.ingest))
+        hashed = self.fingerprint(event, context.ingest)
+        return None if hashed is None else self._set(event, hashed)
 
-    def fingerprint(self, event: Event, ingest: dict[str, Any]) -> str:
-        """The hash of one event's fields; a field that fails or is missing counts as ``""``."""
+    def fingerprint(self, event: Event, ingest: dict[str, Any]) -> str | None:
+        """The hash of one event's fields (a field that fails or is missing counts as ``""``);
+        None when every field is empty."""
         source = {"event": event, "ingest": ingest}
         consent = event.get("consent")
         scope = MappingContext(event, consent if isinstance(consent, dict) else None)
         text = "".join(_as_text(resolve(source, scope)) for resolve in self._fields)
+        if not text:
+            return None
         digest = hashlib.sha256(_utf8(text)).hexdigest()
         return digest if self._length is None else digest[: self._length]
 

@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     StrictBool,
     StrictStr,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -46,7 +47,19 @@ def _resolved(entry: Any) -> Any:
     return entry
 
 
-ContractEntry = Annotated[dict[str, Any], BeforeValidator(_resolved)]
+ContractEntry = Annotated[
+    dict[str, Any],
+    BeforeValidator(_resolved),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "object", "description": "A contract rule or a JSON Schema"},
+                {"type": "string", "pattern": "^\\$contract\\.", "description": "$contract.NAME"},
+            ]
+        }
+    ),
+]
+"""A rule or schema; in a flow file also ``$contract.NAME``, resolved before the step is built."""
 
 
 class ValidateOutput(BaseModel):
