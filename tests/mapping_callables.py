@@ -45,3 +45,15 @@ def event_name(value: Any, context: MappingContext) -> Any:
 def event_type(value: Any, context: MappingContext) -> str:
     """A ``fn`` that tells what the mapping context holds as its event."""
     return type(context.event).__name__
+
+
+def transformed(data: Any, config: Any, rule: Any) -> str:
+    """An api destination ``transform`` (walkerOS's test: ``() => "transformed"``)."""
+    return "transformed"
+
+
+def wrapped(data: Any, config: Any, rule: Any) -> str:
+    """An api ``transform`` that shows what it was given: the data and the rule's key."""
+    return (
+        f"wrapped:{data.get('id') if isinstance(data, dict) else data}:{rule.key if rule else '-'}"
+    )
