@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Literal, TypeAlias
 from collector.step import SettingsT, Step
 
 Event: TypeAlias = dict[str, Any]
-TransformResult: TypeAlias = "Event | None | Literal[False]"
+TransformResult: TypeAlias = "Event | Literal[False] | None"
 
 
 @dataclass(slots=True)
@@ -51,7 +51,7 @@ class Transformer(Step[SettingsT]):
     kind: ClassVar[str] = "transformer"
 
     @abstractmethod
-    def push(self, event: Event, context: TransformerContext) -> Event | None | Literal[False]:
+    def push(self, event: Event, context: TransformerContext) -> Event | Literal[False] | None:
         """Return None (unchanged), a changed copy, or False (stop the chain)."""
 
 
@@ -73,5 +73,5 @@ class FunctionTransformer(Transformer[Any]):
         super().__init__(settings, step_id=step_id)
         self.function = function
 
-    def push(self, event: Event, context: TransformerContext) -> Event | None | Literal[False]:
+    def push(self, event: Event, context: TransformerContext) -> Event | Literal[False] | None:
         return self.function(event, context)  # type: ignore[no-any-return]
