@@ -57,3 +57,8 @@ def wrapped(data: Any, config: Any, rule: Any) -> str:
     return (
         f"wrapped:{data.get('id') if isinstance(data, dict) else data}:{rule.key if rule else '-'}"
     )
+
+
+def transform_fails(data: Any, config: Any, rule: Any) -> str:
+    """An api ``transform`` with a bug."""
+    raise KeyError("sku")

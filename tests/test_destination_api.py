@@ -4,6 +4,7 @@ batching, retries, dead letters, the shutdown flush, queue room and metrics."""
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import re
 import socket
 import time
@@ -394,3 +395,49 @@ def test_check_connection_connects_and_sends_nothing(receiver: Receiver) -> None
     assert not closed.ok
     assert closed.detail.startswith("cannot connect to 127.0.0.1:")
     assert receiver.requests == []
+
+
+def test_a_transform_that_raises_fails_the_event_into_the_events_file(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    active = api({"url": receiver.url, "transform": "tests.mapping_callables:transform_fails"})
+    active.dead_letter.path = tmp_path / "events.jsonl"
+    result = Collector(destinations=[active]).push({"name": "page view", "id": "t1"})
+    assert result.outcomes["api"] == "failed"
+    (line,) = dead_letters(tmp_path / "events.jsonl")
+    assert (line["event"]["id"], line["reason"]) == ("t1", "push failed: KeyError: 'sku'")
+    assert active.destination.stats()["queued"] == 0
+
+
+def test_preview_shows_the_body_and_sends_nothing(receiver: Receiver) -> None:
+    active = api({"url": receiver.url, "method": "put"}, data={"map": {"id": "id"}})
+    routed = active.route({"name": "page view", "id": "v1"}, {})
+    assert not isinstance(routed, Skipped)
+    destination, without_url = active.destination, api({}).destination
+    assert isinstance(destination, ApiDestination)
+    assert isinstance(without_url, ApiDestination)
+    preview = destination.preview(*routed)
+    assert preview == [{"destination": "api", "method": "PUT", "body": {"id": "v1"}}]
+    assert without_url.preview(*routed) == Skipped("no url")
+    assert receiver.requests == []
+
+
+def test_a_forked_child_sends_with_its_own_threads(receiver: Receiver) -> None:
+    active = api({"url": receiver.url, "concurrency": 1})
+    collector = Collector(destinations=[active])
+    collector.start()
+    collector.push({"name": "page view", "id": "parent"})
+    receiver.wait_for(1)
+
+    def child() -> None:  # the parent's sender threads do not exist here
+        collector.push({"name": "page view", "id": "forked"})
+        report = collector.shutdown(5)["api"]
+        raise SystemExit(0 if report.undelivered == 0 and not report.timed_out else 3)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(15)
+    assert process.exitcode == 0
+    assert collector.shutdown(5)["api"].undelivered == 0
+    bodies = sorted(orjson.loads(request.body)["id"] for request in receiver.wait_for(2))
+    assert bodies == ["forked", "parent"]

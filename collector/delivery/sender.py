@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, Generic, Protocol, TypeVar
@@ -38,7 +39,7 @@ IN_FLIGHT_AT_DEADLINE: Final = (
 )
 QUEUED_AT_DEADLINE: Final = "shutdown timeout: still queued at the deadline"
 JOIN_GRACE: Final = 0.05
-"""Seconds past the deadline a shutdown waits for a thread that was told to stop."""
+"""Seconds past the deadline a shutdown waits for the threads it told to stop."""
 
 
 class SendError(Exception):
@@ -87,7 +88,9 @@ class _Run(Generic[T]):
     items: collections.deque[T] = field(default_factory=collections.deque)
     held: set[_Batch[T]] = field(default_factory=set)
     threads: list[threading.Thread] = field(default_factory=list)
-    changed: threading.Condition = field(default_factory=threading.Condition)
+    changed: threading.Condition = field(
+        default_factory=lambda: threading.Condition(threading.Lock())
+    )
     """Guards ``items`` and ``held``; notified when items arrive, the queue empties, or a stop."""
     stop: threading.Event = field(default_factory=threading.Event)
     hurrying: bool = False
@@ -121,10 +124,18 @@ class BatchSender(Generic[T]):
         self._on_failure = on_failure
         self._secrets = tuple(s for s in secrets if s)
         self._run: _Run[T] | None = None
-        self._pid = 0
         self._start_lock = threading.Lock()
         self._gathering = threading.Lock()  # one thread fills a batch at a time
         self._accounting = threading.Lock()  # held from settling a batch until it is recorded
+        forgetting = weakref.WeakMethod(self._forget_parent)
+        os.register_at_fork(after_in_child=lambda: (method := forgetting()) and method())
+
+    def _forget_parent(self) -> None:
+        """In a forked child: the parent's threads are gone and its queue is its own."""
+        self._run = None
+        self._start_lock = threading.Lock()  # a fork may have copied these held
+        self._gathering = threading.Lock()
+        self._accounting = threading.Lock()
 
     # -- the threads, per process -----------------------------------------------------------
 
@@ -134,12 +145,10 @@ class BatchSender(Generic[T]):
 
     def _current(self) -> _Run[T]:
         run = self._run
-        if run is not None and self._pid == os.getpid():
+        if run is not None:
             return run
         with self._start_lock:
-            if self._run is None or self._pid != os.getpid():
-                self._gathering = threading.Lock()  # a fork may have copied it held
-                self._accounting = threading.Lock()
+            if self._run is None:
                 run = _Run(self._open())
                 for index in range(self._threads):
                     thread = threading.Thread(
@@ -151,17 +160,12 @@ class BatchSender(Generic[T]):
                     thread.start()
                     run.threads.append(thread)
                 self._run = run
-                self._pid = os.getpid()
             return self._run
 
     def depth(self) -> int:
         """Items queued and not yet taken for an upload."""
         run = self._run
-        return len(run.items) if run is not None and self._pid == os.getpid() else 0
-
-    def alive_threads(self) -> int:
-        run = self._run
-        return sum(t.is_alive() for t in run.threads) if run is not None else 0
+        return len(run.items) if run is not None else 0
 
     # -- queueing ---------------------------------------------------------------------------
 
@@ -183,7 +187,7 @@ class BatchSender(Generic[T]):
             run.items.append(item)
             queued = len(run.items)
             if queued == 1 or queued >= size:  # a thread waits for a first item or a full batch
-                run.changed.notify()
+                run.changed.notify_all()  # the gatherer, and a shutdown that may wait too
         self.stats.add("queued")
         return True
 
@@ -281,7 +285,7 @@ class BatchSender(Generic[T]):
     def shutdown(self, timeout: float) -> ShutdownReport:
         """Upload what is queued within ``timeout`` seconds; record what was not, and stop."""
         run = self._run
-        if run is None or self._pid != os.getpid():
+        if run is None:
             return ShutdownReport()
         deadline = time.monotonic() + max(0.0, timeout)
         failed_before = self.stats.failed
@@ -297,8 +301,9 @@ class BatchSender(Generic[T]):
             run.stopping = True
             run.changed.notify_all()
         run.stop.set()  # retry waits end now: their batches are recorded as failed
+        joined_by = deadline + JOIN_GRACE
         for thread in run.threads:
-            thread.join(max(0.0, deadline - time.monotonic()) + JOIN_GRACE)
+            thread.join(max(0.0, joined_by - time.monotonic()))
         with self._accounting:
             with run.changed:
                 in_flight = list(run.held)

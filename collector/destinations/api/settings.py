@@ -36,7 +36,7 @@ class BatchOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    wait: int = Field(DEFAULT_BATCH_WAIT, ge=0, description="Longest wait to fill a batch (ms)")
+    wait: float = Field(DEFAULT_BATCH_WAIT, ge=0, description="Longest wait to fill a batch (ms)")
     size: int = Field(DEFAULT_BATCH_SIZE, ge=1, le=100_000, description="Events per request")
 
 
