@@ -18,13 +18,13 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from segment.analytics.consumer import MAX_MSG_SIZE, Consumer
 
+from collector.delivery import DeliveryStats, QueueRoom, RetryPolicy
+from collector.delivery.sender import IN_FLIGHT_AT_DEADLINE
 from collector.destination import ShutdownReport
-from collector.histogram import Histogram
 from destination_segment.calls import SegmentCall
 from destination_segment.consumer import ShutdownSafeConsumer, StoppedBeforeDeliveryError
 from destination_segment.redaction import RedactSecret, first_line
@@ -44,30 +44,6 @@ class CallRejected(Exception):  # noqa: N818  # an outcome, as EventRejected
         self.reason = reason
 
 
-IN_FLIGHT_AT_DEADLINE = "shutdown: upload still in flight at the deadline (it may yet arrive)"
-
-
-@dataclass(slots=True)
-class DeliveryStats:
-    """Counters of what happened to messages handed to the SDK."""
-
-    enqueued: int = 0
-    delivered: int = 0
-    dropped_queue_full: int = 0
-    rejected: int = 0
-    failed: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "queued": self.enqueued,
-            "enqueued": self.enqueued,  # the old name of "queued", kept for dashboards
-            "delivered": self.delivered,
-            "dropped_queue_full": self.dropped_queue_full,
-            "rejected": self.rejected,
-            "failed": self.failed,
-        }
-
-
 class SegmentClient:
     """One SDK Client per process, with accounting and a bounded shutdown."""
 
@@ -78,18 +54,17 @@ class SegmentClient:
     ) -> None:
         self.settings = settings
         self.stats = DeliveryStats()
-        self.upload_seconds = Histogram()
-        """How long each batch took to upload, retries included."""
+        """What happened to the messages; ``stats.upload_seconds`` times each batch upload."""
+        self.room = QueueRoom(settings.max_queue_size, self.queue_depth)
+        """``maxQueueSize`` beside the queued messages, held by admitted requests (see reserve)."""
+        self.policy = retry_policy(settings)
         self._on_failure = on_failure
         self._write_key = settings.write_key.get_secret_value()
         self._client: FastEnqueueClient | None = None
         self._consumers: list[Consumer] = []
         self._pid = 0
         self._lock = threading.Lock()
-        self._stats_lock = threading.Lock()
         self._accounting = threading.Lock()  # see consumer.py: a batch is counted once
-        self._room = threading.Lock()
-        self._reserved = 0  # queue room held by requests being pushed (see reserve)
         _install_redaction(self._write_key)
 
     # -- the SDK client, per process --------------------------------------------------------
@@ -102,7 +77,7 @@ class SegmentClient:
             "gzip": settings.gzip,
             "upload_size": settings.flush_at,
             "upload_interval": settings.flush_interval / 1000,
-            "max_retries": settings.max_retries,
+            "max_retries": self.policy.max_retries,
             "timeout": settings.http_request_timeout / 1000,
         }
         client = FastEnqueueClient(
@@ -132,8 +107,8 @@ class SegmentClient:
                     gzip=common["gzip"],
                     retries=common["max_retries"],
                     timeout=common["timeout"],
-                    max_total_backoff_duration=settings.max_total_backoff_duration / 1000,
-                    max_rate_limit_duration=settings.max_rate_limit_duration / 1000,
+                    max_total_backoff_duration=self.policy.max_total,
+                    max_rate_limit_duration=self.policy.max_rate_limit,
                     message_sizes=client.message_sizes,
                     gathering=gathering,
                     accounting=self._accounting,
@@ -173,8 +148,7 @@ class SegmentClient:
             )
         except (AssertionError, RuntimeError) as error:  # the SDK refuses bad ids by raising
             reason = f"the SDK refuses the {call.type} call: {first_line(error)[:200]}"
-        with self._stats_lock:
-            self.stats.rejected += 1
+        self.stats.add("rejected")
         raise CallRejected(reason)
 
     def put(self, staged: Staged) -> bool:
@@ -183,9 +157,8 @@ class SegmentClient:
         A request the http source admitted holds room (``reserve``), so its
         messages always fit; only a push outside a reservation can be dropped.
         """
-        if not self._reserved and self.queue_depth() >= self.settings.max_queue_size:
-            with self._stats_lock:
-                self.stats.dropped_queue_full += 1
+        if self.room.full_for_unreserved():
+            self.stats.add("dropped_queue_full")
             logger.warning(
                 "segment queue is full (maxQueueSize=%d): %s call dropped",
                 self.settings.max_queue_size,
@@ -193,8 +166,7 @@ class SegmentClient:
             )
             return False
         self.client().put(*staged)
-        with self._stats_lock:
-            self.stats.enqueued += 1
+        self.stats.add("queued")
         return True
 
     def send(self, call: SegmentCall) -> bool:
@@ -207,29 +179,17 @@ class SegmentClient:
         return self.put(staged)
 
     def reserve(self, messages: int) -> bool:
-        """Hold queue room for ``messages`` until ``release``; False when it has none now.
-
-        Room is what ``maxQueueSize`` leaves beside the queued messages and the
-        other reservations. One request larger than the whole queue is let in
-        when nothing else is queued or held, so it cannot be refused forever.
-        """
-        with self._room:
-            held = self._reserved + self.queue_depth()
-            if held + messages > self.settings.max_queue_size and held:
-                return False
-            self._reserved += messages
-            return True
+        """Hold queue room for ``messages`` until ``release``; False when it has none now."""
+        return self.room.reserve(messages)
 
     def release(self, messages: int) -> None:
-        with self._room:
-            self._reserved -= messages
+        self.room.release(messages)
 
     def _uploaded(self, delivered: int, seconds: float) -> None:
         """A consumer finished an upload: count what Segment accepted, time it."""
-        self.upload_seconds.observe(seconds)
+        self.stats.upload_seconds.observe(seconds)
         if delivered:
-            with self._stats_lock:
-                self.stats.delivered += delivered
+            self.stats.add("delivered", delivered)
 
     def queue_depth(self) -> int:
         client = self._client
@@ -242,8 +202,7 @@ class SegmentClient:
         """Called by a consumer thread when a batch is given up; must never raise."""
         try:
             reason = first_line(error, [self._write_key])
-            with self._stats_lock:
-                self.stats.failed += len(batch)
+            self.stats.add("failed", len(batch))
             logger.error("segment: %d message(s) not delivered: %s", len(batch), reason)
             if self._on_failure is not None:
                 self._on_failure(batch, reason)
@@ -306,6 +265,16 @@ class SegmentClient:
 
     def alive_consumers(self) -> int:
         return sum(1 for c in self._consumers if c.is_alive())
+
+
+def retry_policy(settings: SegmentSettings) -> RetryPolicy:
+    """The settings' retry limits; the SDK's consumer applies them with its own schedule
+    (first retry at once, then 0.5 s doubling up to 60 s, ``Retry-After`` capped at 300 s)."""
+    return RetryPolicy(
+        max_retries=settings.max_retries,
+        max_total=settings.max_total_backoff_duration / 1000,
+        max_rate_limit=settings.max_rate_limit_duration / 1000,
+    )
 
 
 def render_message(call: SegmentCall) -> dict[str, Any]:

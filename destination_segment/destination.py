@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from collector.dead_letter import DeadLetterFile, dead_letter_path
+from collector.delivery import histograms, metrics
 from collector.destination import (
     ConnectionReport,
     Destination,
@@ -117,18 +118,16 @@ class SegmentDestination(Destination[SegmentSettings]):
         return check_connection(self.settings)
 
     def backlog(self) -> float:
-        return self.client.queue_depth() / self.client.queue_capacity()
+        return self.client.room.backlog()
 
     def histograms(self) -> dict[str, dict[str, Any]]:
-        return {"upload_seconds": self.client.upload_seconds.snapshot()}
+        return histograms(self.client.stats)
 
     def stats(self) -> dict[str, int]:
-        dead_letter = self.dead_letter
-        return {
-            **self.client.stats.as_dict(),
-            "queue_depth": self.client.queue_depth(),
-            "queue_capacity": self.client.queue_capacity(),
-            "skipped_no_identity": self.skipped_no_identity,
-            "dead_lettered": dead_letter.lines_written if dead_letter else 0,
-            "dead_letter_failed": dead_letter.write_failures if dead_letter else 0,
-        }
+        client = self.client
+        counted = metrics(
+            client.stats, client.queue_depth(), client.queue_capacity(), self.dead_letter
+        )
+        counted["enqueued"] = counted["queued"]  # the old name of "queued", kept for dashboards
+        counted["skipped_no_identity"] = self.skipped_no_identity
+        return counted

@@ -63,3 +63,20 @@ def anonymized_ip(source: Any, context: MappingContext) -> str:
 def lone_surrogate(source: Any, context: MappingContext) -> str:
     """A ``fn`` returning text that is not valid Unicode (a lone surrogate)."""
     return "a\ud800b"
+
+
+def transformed(data: Any, config: Any, rule: Any) -> str:
+    """An api destination ``transform`` (walkerOS's test: ``() => "transformed"``)."""
+    return "transformed"
+
+
+def wrapped(data: Any, config: Any, rule: Any) -> str:
+    """An api ``transform`` that shows what it was given: the data and the rule's key."""
+    return (
+        f"wrapped:{data.get('id') if isinstance(data, dict) else data}:{rule.key if rule else '-'}"
+    )
+
+
+def transform_fails(data: Any, config: Any, rule: Any) -> str:
+    """An api ``transform`` with a bug."""
+    raise KeyError("sku")

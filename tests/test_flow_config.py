@@ -74,7 +74,7 @@ def test_unknown_package_lists_what_exists() -> None:
     # after the path: the name that was not found, and the installed ones to choose from
     reason = line.removeprefix("flows.default.destinations.segment.package:")
     assert "'segmnt'" in reason
-    assert "use one of: demo, log, segment, or an import path module:attr" in reason
+    assert "use one of: api, demo, log, segment, or an import path module:attr" in reason
 
 
 def test_walkeros_package_names_are_aliases() -> None:
