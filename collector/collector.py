@@ -231,12 +231,20 @@ def build_destination(
 
 
 def _secrets(settings: BaseModel) -> list[str]:
-    """The destination's secret settings, kept out of its dead-letter reasons."""
-    return [
+    """The destination's secret settings, kept out of its dead-letter reasons.
+
+    Top-level ``SecretStr`` fields, and whatever a settings model's own
+    ``secrets()`` names (the api destination's header values).
+    """
+    found = [
         value.get_secret_value()
         for value in vars(settings).values()
         if isinstance(value, SecretStr)
     ]
+    named = getattr(settings, "secrets", None)
+    if callable(named):
+        found += [value for value in named() if isinstance(value, str) and value]
+    return found
 
 
 def _one_line(error: BaseException) -> str:

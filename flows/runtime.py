@@ -77,6 +77,7 @@ def build_flow(resolved: ResolvedFlow) -> Flow:
         if config.get("disabled") is True:
             continue
         cls = resolved.packages[f"destinations.{destination_id}"]
+        config = _with_batch(config, cls)
         try:
             active = build_destination(destination_id, cls, _known(config), path=path)
             before = _chain(ref.get("before"), links, transformers, f"{path}.before")
@@ -201,6 +202,16 @@ def _chain(
     if not ids:
         return None
     return Chain([steps[i] for i in ids if i in steps])
+
+
+def _with_batch(config: dict[str, Any], cls: Any) -> dict[str, Any]:
+    """walkerOS's destination ``config.batch`` as the destination's own ``batch`` setting,
+    when it has one and the flow left it unset (the api destination)."""
+    batch = config.get("batch")
+    settings = config.get("settings") or {}
+    if batch is None or "batch" in settings or "batch" not in cls.Settings.model_fields:
+        return config
+    return {**config, "settings": {**settings, "batch": batch}}
 
 
 def _known(config: dict[str, Any]) -> dict[str, Any]:
