@@ -291,6 +291,8 @@ class Collector:
         self._started = False
         self.steps: list[Step[Any]] = []
         """Stores and transformers: started before and shut down after the destinations."""
+        self.transformer_stats: dict[str, Any] = {}
+        """Each transformer's counters (``TransformerStats``) by id, for metrics."""
 
     def add_steps(self, steps: list[Step[Any]]) -> None:
         """Add stores and transformers to start and shut down with the flow; before ``start``."""

@@ -55,6 +55,16 @@ def snapshot(collector: Collector, source: HttpSource) -> Snapshot:
             }
             for active in collector.destinations
         },
+        "transformers": {
+            transformer_id: {
+                "passed": stats.passed,
+                "changed": stats.changed,
+                "dropped": stats.dropped,
+                "rejected": stats.rejected,
+                "failed": stats.failed,
+            }
+            for transformer_id, stats in collector.transformer_stats.items()
+        },
     }
 
 
@@ -154,6 +164,15 @@ class FlowMetrics(MetricsCollector):
         ):
             yield CounterMetricFamily(name, text, value=snap[key])
         yield from _destinations(snap["destinations"])
+        transformers = CounterMetricFamily(
+            "flows_transformer_events",
+            "Events per transformer by outcome (passed, changed, dropped, rejected, failed)",
+            labels=["transformer", "outcome"],
+        )
+        for transformer_id, counted in sorted(snap.get("transformers", {}).items()):
+            for outcome, count in counted.items():
+                transformers.add_metric([transformer_id, outcome], count)
+        yield transformers
 
 
 def _destinations(destinations: dict[str, Any]) -> Iterator[Metric]:

@@ -117,6 +117,7 @@ def build_flow(resolved: ResolvedFlow) -> Flow:
         raise FlowError(errors)
     collector = Collector(CollectorConfig.model_validate(spec.get("collector") or {}), destinations)
     collector.add_steps([*stores.values(), *(step.transformer for step in transformers.values())])
+    collector.transformer_stats = {tid: step.stats for tid, step in transformers.items()}
     return Flow(
         resolved.name,
         collector,

@@ -129,12 +129,15 @@ def check_steps(
             settings_model = getattr(cls, "Settings", None)
             if settings_model is None:
                 continue
-            if kind == "destinations" and "batch" in known:
-                if "batch" not in settings_model.model_fields:
-                    warnings.append(
-                        f"{path}.config.batch: accepted for walkerOS; this destination batches"
-                        " by its own settings"
-                    )
+            if (
+                kind == "destinations"
+                and "batch" in known
+                and "batch" not in settings_model.model_fields
+            ):
+                warnings.append(
+                    f"{path}.config.batch: accepted for walkerOS; this destination batches"
+                    " by its own settings"
+                )
             try:
                 settings_model.model_validate(known.get("settings", {}))
             except ValidationError as error:

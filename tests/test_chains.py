@@ -112,12 +112,19 @@ def test_source_chain_runs_in_order_and_drops_reach_no_destination(tmp_path: Pat
             assert answer.status_code == 200, answer.text
             assert answer.json() == {"ok": True, "accepted": 3}
             tracks = receiver.wait_for(2, type="track")
+            metrics = httpx.get(url + "/metrics").text
         assert [t["event"] for t in tracks] == ["page view", "order complete"]
         logged = [json.loads(line) for line in log.read_text().splitlines()]
         assert [line["name"] for line in logged] == ["page view", "order complete"]
         assert {line["globals"]["steps"] for line in logged} == {"first,second"}
         assert flow.transformers["filter"].stats.dropped == 1
         assert flow.transformers["second"].stats.changed == 2
+        assert (
+            'flows_transformer_events_total{outcome="dropped",transformer="filter"} 1.0' in metrics
+        )
+        assert (
+            'flows_transformer_events_total{outcome="changed",transformer="second"} 2.0' in metrics
+        )
 
 
 def test_a_destination_before_chain_is_for_that_destination_alone(tmp_path: Path) -> None:
