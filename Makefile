@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m flows.demo
+	$(BIN)/python -m flows.cli.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -40,7 +40,7 @@ coverage: $(STAMP)
 	$(BIN)/coverage report
 
 # Mutation testing of the modules that decide what is sent and refused (not in CI: slow).
-# Results: docs/mutation-survivors.md. `make mutate MUTANTS='flows.http_input*'` runs one module.
+# Results: docs/mutation-survivors.md. `make mutate MUTANTS='flows.http.input*'` runs one module.
 MUTANTS ?=
 mutate: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,mutation]'

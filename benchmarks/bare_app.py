@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
-from flows.server import address, bind, make_server
-from flows.workers import prefork
+from flows.server.serving import address, bind, make_server
+from flows.server.workers import prefork
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]

@@ -173,8 +173,8 @@ def write_bodies(path: Path, count: int, per_request: int, users: int = 10_000) 
 
 def messages_per_event(flow_file: Path, bodies: Path) -> float:
     """Segment calls per event for these bodies, computed in process with a counting stub."""
-    from flows.config import read_flow_file, resolve_flow
-    from flows.runtime import build_flow
+    from flows.flowfile.config import read_flow_file, resolve_flow
+    from flows.graph import build_flow
 
     flow = build_flow(resolve_flow(read_flow_file(flow_file)))
 

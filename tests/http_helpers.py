@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.collector import ActiveDestination, Collector
-from flows.http import HttpSettings, HttpSource
-from flows.server import FlowServer, address, bind, make_server
+from flows.http.source import HttpSettings, HttpSource
+from flows.server.serving import FlowServer, address, bind, make_server
 from tests.segment_helpers import segment_flow
 
 

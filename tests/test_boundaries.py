@@ -18,8 +18,8 @@ import pytest
 
 from destination_segment.calls import MAX_MESSAGE_ID, message_id
 from destination_segment.receiver import SegmentReceiver
-from flows.http import GIF
-from flows.http_input import Limits, _first_violation, _within, body_within
+from flows.http.input import Limits, _first_violation, _within, body_within
+from flows.http.source import GIF
 from tests.http_helpers import serving
 from tests.segment_helpers import segment_flow
 

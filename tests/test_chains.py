@@ -18,8 +18,8 @@ import pytest
 
 from collector.chain import ChainConfigError, chain_ids
 from destination_segment.receiver import SegmentReceiver
-from flows.config import FlowError, resolve_flow
-from flows.runtime import build_flow
+from flows.flowfile.config import FlowError, resolve_flow
+from flows.graph import build_flow
 from tests.http_helpers import serving_source
 from tests.segment_helpers import WRITE_KEY
 from tests.shared_fixtures import load_fixture
@@ -247,7 +247,7 @@ def test_a_destination_cache_skips_duplicates_within_its_ttl() -> None:
 def test_flows_test_prints_a_diff_and_exits_1_on_a_failing_example(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from flows.cli import main
+    from flows.cli.main import main
 
     data = flow_file("http://127.0.0.1:9", {"filter": code("drop_internal")}, "filter")
     data["flows"]["default"]["transformers"]["filter"]["examples"] = {
@@ -269,7 +269,7 @@ def test_flows_test_prints_a_diff_and_exits_1_on_a_failing_example(
 def test_every_example_flow_passes_its_step_examples(
     flow: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from flows.cli import main
+    from flows.cli.main import main
 
     assert main(["test", str(flow)]) == 0, capsys.readouterr().out
     out = capsys.readouterr().out

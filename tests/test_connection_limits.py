@@ -25,8 +25,8 @@ import httpx
 import pytest
 
 from destination_segment.receiver import SegmentReceiver
-from flows.http_settings import HttpSettings
-from flows.openapi import openapi_document
+from flows.http.openapi import openapi_document
+from flows.http.settings import HttpSettings
 from tests.cli_helpers import DEMO_FLOW, flows_running, run_flows
 from tests.http_helpers import Served, serving
 from tests.slow_client import read_to_close

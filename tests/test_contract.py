@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from flows.contract import ContractError, merge_schemas, resolve_contracts
+from flows.flowfile.contract import ContractError, merge_schemas, resolve_contracts
 from tests.shared_fixtures import load_fixture
 
 VALIDATE = load_fixture("walkeros-transformer-validate-examples.json")

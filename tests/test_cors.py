@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from destination_segment.receiver import SegmentReceiver
-from flows.config import FlowError, resolve_flow
-from flows.cors import MAX_ECHOED_HEADERS, Cors, trace_header_warning
-from flows.http_settings import CorsSettings, HttpSettings
-from flows.openapi import openapi_document
+from flows.flowfile.config import FlowError, resolve_flow
+from flows.http.cors import MAX_ECHOED_HEADERS, Cors, trace_header_warning
+from flows.http.openapi import openapi_document
+from flows.http.settings import CorsSettings, HttpSettings
 from tests.cli_helpers import DEMO_FLOW, run_flows
 from tests.http_helpers import serving
 

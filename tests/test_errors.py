@@ -7,7 +7,7 @@ from typing import Any, Literal
 import pytest
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from flows.errors import did_you_mean, format_validation_error
+from flows.flowfile.errors import did_you_mean, format_validation_error
 
 
 class Rule(BaseModel):

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from flows.bundle import make_bundle
-from flows.config import FlowError, read_flow_file, resolve_flow
-from flows.runtime import build_flow, preview
-from flows.schema import flow_file_schema
+from flows.flowfile.bundle import make_bundle
+from flows.flowfile.config import FlowError, read_flow_file, resolve_flow
+from flows.flowfile.schema import flow_file_schema
+from flows.graph import build_flow, preview
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DEMO = EXAMPLES / "shop.flow.json"

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from flows.flow_checks import FlowCheckError, check_no_code, find_code
-from flows.flow_settings import resolve_flow_settings
-from flows.references import FlowReferenceError, resolve_deferred
-from flows.secrets import DEFAULT_SECRETS_DIR, NO_SECRET_SOURCE, SecretSource
+from flows.flowfile.checks import FlowCheckError, check_no_code, find_code
+from flows.flowfile.references import FlowReferenceError, resolve_deferred
+from flows.flowfile.secrets import DEFAULT_SECRETS_DIR, NO_SECRET_SOURCE, SecretSource
+from flows.flowfile.settings import resolve_flow_settings
 from tests.shared_fixtures import load_fixture
 
 FIXTURE = load_fixture("walkeros-flow-references.json")

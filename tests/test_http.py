@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from destination_segment.receiver import SegmentReceiver
-from flows.http import GIF
+from flows.http.source import GIF
 from tests.http_helpers import Served, serving
 
 PRODUCT_VIEW = {"name": "product view", "data": {"id": "ers"}, "user": {"id": "u1"}}

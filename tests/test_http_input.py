@@ -9,7 +9,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.http_input import (
+from flows.http.input import (
     Limits,
     _first_violation,
     _within,

@@ -21,10 +21,10 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
 from destination_segment.receiver import SegmentReceiver
-from flows.config import read_flow_file, resolve_flow
-from flows.http_settings import HttpSettings
-from flows.openapi import openapi_document
-from flows.runtime import build_flow
+from flows.flowfile.config import read_flow_file, resolve_flow
+from flows.graph import build_flow
+from flows.http.openapi import openapi_document
+from flows.http.settings import HttpSettings
 from tests.cli_helpers import DEMO_FLOW, EXAMPLES, flows_running, run_flows
 
 COMMITTED = EXAMPLES / "openapi.json"

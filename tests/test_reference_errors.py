@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from flows.references import (
+from flows.flowfile.references import (
     FlowReferenceError,
     _kind,
     resolve_deferred,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from flows.references import FlowReferenceError, resolve_deferred, resolve_references
+from flows.flowfile.references import FlowReferenceError, resolve_deferred, resolve_references
 from tests.shared_fixtures import load_fixture
 
 # shared/fixtures beside the checkout; a missing folder is a clear error, never a skip.

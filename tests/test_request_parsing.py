@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from flows.http_input import (
+from flows.http.input import (
     BadRequestError,
     Limits,
     _first_violation,

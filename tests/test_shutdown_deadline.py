@@ -13,7 +13,7 @@ import orjson
 
 from collector.collector import Collector, build_destination
 from destination_segment.receiver import SegmentReceiver
-from flows.server import FLUSH_SLACK, flush_by
+from flows.server.serving import FLUSH_SLACK, flush_by
 from tests.cli_helpers import DEMO_FLOW, flows_running
 from tests.slow_client import read_to_close
 from tests.user_destinations import StubbornDestination

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from collector.registry import DESTINATION_GROUP, PackageNotFoundError, load_package
-from flows.cli import main
+from flows.cli.main import main
 from tests.cli_helpers import EXAMPLES
 from tests.shared_fixtures import SHARED_FIXTURES
 

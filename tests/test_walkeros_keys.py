@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from flows.cli import main
-from flows.config import FlowError, resolve_flow
-from flows.runtime import build_flow, preview
+from flows.cli.main import main
+from flows.flowfile.config import FlowError, resolve_flow
+from flows.graph import build_flow, preview
 from tests.http_helpers import serving_source
 
 

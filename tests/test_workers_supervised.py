@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from destination_segment.receiver import SegmentReceiver
-from flows.restarts import RestartPolicy, describe_exit
+from flows.server.restarts import RestartPolicy, describe_exit
 from tests.cli_helpers import ROOT, flows_running, free_port, run_flows
 from tests.worker_helpers import LogLines, alive, children, serving_pid, wait_until
 
@@ -390,7 +390,7 @@ def test_a_worker_that_does_not_stop_is_killed_after_the_timeout(
 
 WATCHED_CHILD = """
 import os, signal, sys, time
-from flows.parent_death import watch_parent
+from flows.server.parent_death import watch_parent
 
 parent = os.getpid()
 pid = os.fork()

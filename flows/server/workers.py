@@ -17,11 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from collector.collector import Collector
-from flows.http import HttpSource
-from flows.metrics import SharedSnapshots
-from flows.server import serve_socket
-from flows.supervisor import Supervisor
-from flows.worker_process import ServeOne
+from flows.http.source import HttpSource
+from flows.server.metrics import SharedSnapshots
+from flows.server.serving import serve_socket
+from flows.server.supervisor import Supervisor
+from flows.server.worker_process import ServeOne
 
 
 def serve_workers(

@@ -8,7 +8,7 @@ only tells a browser what a page may read back; it refuses nothing (see
 
 from __future__ import annotations
 
-from flows.http_settings import CorsSettings
+from flows.http.settings import CorsSettings
 
 Headers = list[tuple[bytes, bytes]]
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 
-from flows.http_settings import HttpSettings
+from flows.http.settings import HttpSettings
 
 if TYPE_CHECKING:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
@@ -248,11 +248,11 @@ def protocol_class(
     """A protocol class for one server: httptools when ``fast``, else h11 (pure Python)."""
     base: type[LimitedConnection]
     if fast:
-        from flows.limited_httptools import LimitedHttpToolsProtocol
+        from flows.http.limited_httptools import LimitedHttpToolsProtocol
 
         base = LimitedHttpToolsProtocol
     else:
-        from flows.limited_h11 import LimitedH11Protocol
+        from flows.http.limited_h11 import LimitedH11Protocol
 
         base = LimitedH11Protocol
     guard = ConnectionGuard(limits, answered)

@@ -23,8 +23,8 @@ from collector.errors import ConfigError
 from collector.store import Store
 from collector.transformer import FunctionTransformer, Transformer
 from collector.values import compile_value
-from flows.config import FlowError, ResolvedFlow
-from flows.step_config import config_keys
+from flows.flowfile.config import FlowError, ResolvedFlow
+from flows.flowfile.steps import config_keys
 
 
 @dataclass(slots=True)

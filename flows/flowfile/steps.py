@@ -19,7 +19,7 @@ from collector.callables import CallableImportError, import_callable
 from collector.destination import DestinationConfig, LoggerConfig
 from collector.mapping_config import ValueConfig
 from collector.registry import GROUPS, PackageNotFoundError, load_package
-from flows.errors import did_you_mean, format_validation_error
+from flows.flowfile.errors import did_you_mean, format_validation_error
 
 INLINE = "inline"
 """The ``package`` of a step written as inline ``code``."""

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, packages_distributions, version
 from typing import Any
 
-from flows.config import FlowError, resolve_flow
+from flows.flowfile.config import FlowError, resolve_flow
 
 
 def distribution_of(cls: type) -> tuple[str, str] | None:

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from flows.cli import main as flows_main
+from flows.cli.main import main as flows_main
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_FLOW = ROOT / "examples" / "shop.flow.json"

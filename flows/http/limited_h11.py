@@ -9,7 +9,7 @@ from __future__ import annotations
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from flows.connection_limits import BODY, HEAD, IDLE, LimitedConnection
+from flows.http.connection_limits import BODY, HEAD, IDLE, LimitedConnection
 
 
 # mypy reads the mixin as httptools' protocol (see LimitedConnection); at run time it is object

@@ -19,17 +19,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from collector.collector import CollectorConfig
-from flows.errors import format_validation_error
-from flows.flow_checks import FlowCheckError, check_no_code
-from flows.flow_model import BundleInfo, FlowFile, FlowSpec
-from flows.flow_settings import resolve_flow_settings
-from flows.references import (
+from flows.flowfile.checks import FlowCheckError, check_no_code
+from flows.flowfile.errors import format_validation_error
+from flows.flowfile.model import BundleInfo, FlowFile, FlowSpec
+from flows.flowfile.references import (
     ENV_MARKER,
     ENV_MARKER_PREFIX,
     SECRET_MARKER_PREFIX,
     FlowReferenceError,
 )
-from flows.step_config import check_steps
+from flows.flowfile.settings import resolve_flow_settings
+from flows.flowfile.steps import check_steps
 
 __all__ = ["BundleInfo", "FlowError", "FlowFile", "ResolvedFlow", "resolve_flow"]
 

@@ -12,7 +12,7 @@ from importlib.metadata import version
 from typing import Any
 
 from collector.event import EVENT_ADAPTER
-from flows.http_settings import HttpSettings
+from flows.http.settings import HttpSettings
 
 EVENT_NAME_PATTERN = r"^[^ ]+ [\s\S]+$"
 """walkerOS names are "entity action": a space, with something on both sides of the first."""

@@ -9,7 +9,7 @@ sites' pages, not scripts; ``auth`` is for those.
 
 from __future__ import annotations
 
-from flows.http_settings import HttpSettings
+from flows.http.settings import HttpSettings
 
 Headers = list[tuple[bytes, bytes]]
 

@@ -28,11 +28,11 @@ import uvicorn
 
 from collector.collector import Collector
 from collector.destination import ShutdownReport
-from flows.connection_limits import ConnectionLimits, ensure_open_files, protocol_class
-from flows.disconnect import quiet_when_gone
-from flows.http import HttpSource
-from flows.http_settings import HttpSettings
-from flows.metrics import snapshot
+from flows.http.connection_limits import ConnectionLimits, ensure_open_files, protocol_class
+from flows.http.disconnect import quiet_when_gone
+from flows.http.settings import HttpSettings
+from flows.http.source import HttpSource
+from flows.server.metrics import snapshot
 
 logger = logging.getLogger("flows.server")
 
@@ -172,7 +172,7 @@ def serve(
     sock = bind(host, port)
     url = address(sock)
     if workers > 1:
-        from flows.workers import serve_workers
+        from flows.server.workers import serve_workers
 
         return serve_workers(
             collector,

@@ -37,10 +37,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from flows.contract import ContractError, resolve_contracts
-from flows.errors import did_you_mean
-from flows.flow_checks import check_store_references
-from flows.references import (
+from flows.flowfile.checks import check_store_references
+from flows.flowfile.contract import ContractError, resolve_contracts
+from flows.flowfile.errors import did_you_mean
+from flows.flowfile.references import (
     MARKER_START,
     REF_SECRET,
     REF_VAR_FULL,
@@ -51,7 +51,7 @@ from flows.references import (
     secret_reference,
     substitute_inline,
 )
-from flows.secrets import NO_SECRET_SOURCE, SecretSource
+from flows.flowfile.secrets import NO_SECRET_SOURCE, SecretSource
 
 __all__ = ["STEP_SECTIONS", "FlowSettings", "resolve_flow_settings"]
 

@@ -2,7 +2,7 @@
 
 Every key of walkerOS's own JSON Schema of the format that a server flow can
 hold is here. What a key does on this runtime is decided where the flow is
-built (``flows.runtime``); a key with no meaning here (a bundler option,
+built (``flows.graph``); a key with no meaning here (a bundler option,
 ``observe``) is accepted and listed in the README as ignored. Step configs
 stay plain dicts at this level: each step's own models check them later,
 with the step's settings.

@@ -23,9 +23,9 @@ from collector.destination import EventRejected
 from collector.event import EventValidationError, FieldError
 from collector.mapping import MappingContext, Resolver, compile_value
 from collector.paths import UNDEFINED, Setter, compile_setter
-from flows.cors import cors_from
-from flows.disconnect import ClientGoneError
-from flows.http_input import (
+from flows.http.cors import cors_from
+from flows.http.disconnect import ClientGoneError
+from flows.http.input import (
     BadRequestError,
     Limits,
     body_within,
@@ -33,10 +33,10 @@ from flows.http_input import (
     parse_body,
     parse_pixel_query,
 )
-from flows.http_settings import HttpSettings
-from flows.metrics import SharedSnapshots, metrics_renderer, snapshot
-from flows.origin_check import origin_check_from
-from flows.worker_threads import WorkerThreads
+from flows.http.origin_check import origin_check_from
+from flows.http.settings import HttpSettings
+from flows.http.worker_threads import WorkerThreads
+from flows.server.metrics import SharedSnapshots, metrics_renderer, snapshot
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -34,8 +34,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from collector.js import js_string
-from flows.errors import did_you_mean
-from flows.secrets import SecretSource, SecretUnreadableError
+from flows.flowfile.errors import did_you_mean
+from flows.flowfile.secrets import SecretSource, SecretUnreadableError
 
 __all__ = [
     "ENV_MARKER_PREFIX",

@@ -25,10 +25,10 @@ from prometheus_client.registry import Collector as MetricsCollector
 from collector.collector import Collector
 
 if TYPE_CHECKING:
-    from flows.http import HttpSource
+    from flows.http.source import HttpSource
 
 GAUGES = {"queue_depth", "queue_capacity"}
-logger = logging.getLogger("flows.metrics")
+logger = logging.getLogger("flows.server.metrics")
 
 
 Snapshot = dict[str, Any]

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
-from flows.errors import did_you_mean
+from flows.flowfile.errors import did_you_mean
 
 __all__ = [
     "CODE_PREFIX",

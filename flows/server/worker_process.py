@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import NoReturn
 
-from flows.parent_death import stop_with_parent
-from flows.server import STOP_SIGNALS
+from flows.server.parent_death import stop_with_parent
+from flows.server.serving import STOP_SIGNALS
 
 logger = logging.getLogger("flows.server")
 

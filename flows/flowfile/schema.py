@@ -10,8 +10,8 @@ from typing import Any
 
 from collector.collector import CollectorConfig
 from collector.registry import GROUPS, aliases_of, available, load_package
-from flows.config import FlowFile
-from flows.step_config import CONFIG_MODELS
+from flows.flowfile.config import FlowFile
+from flows.flowfile.steps import CONFIG_MODELS
 
 
 def flow_file_schema() -> dict[str, Any]:

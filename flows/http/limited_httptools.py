@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from flows.connection_limits import BODY, IDLE, LimitedConnection
+from flows.http.connection_limits import BODY, IDLE, LimitedConnection
 
 
 class LimitedHttpToolsProtocol(LimitedConnection, HttpToolsProtocol):

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
-from flows.restarts import RestartPolicy, describe_exit
-from flows.server import STOP_SIGNALS
-from flows.worker_process import ServeOne, run_worker
+from flows.server.restarts import RestartPolicy, describe_exit
+from flows.server.serving import STOP_SIGNALS
+from flows.server.worker_process import ServeOne, run_worker
 
 logger = logging.getLogger("flows.server")
 

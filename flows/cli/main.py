@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from collector.event import EventValidationError
-from flows.config import FlowError, read_flow_file, resolve_flow
+from flows.flowfile.config import FlowError, read_flow_file, resolve_flow
 
 if TYPE_CHECKING:
-    from flows.runtime import Flow
+    from flows.graph import Flow
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -39,8 +39,8 @@ class CommandError(Exception):
 
 def _load(file: str, flow: str | None) -> Flow:
     """Read, resolve and build a flow (a bundle's pins checked first), as every command does."""
-    from flows.bundle import check_pins
-    from flows.runtime import build_flow
+    from flows.flowfile.bundle import check_pins
+    from flows.graph import build_flow
 
     data = read_flow_file(file)
     check_pins(data)
@@ -75,7 +75,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _warnings(flow: Flow) -> list[str]:
     """Settings that are valid but will not do what was meant (the exit code stays 0)."""
-    from flows.cors import trace_header_warning
+    from flows.http.cors import trace_header_warning
 
     lines = list(flow.warnings)
     for source_id, source in flow.sources.items():
@@ -94,7 +94,7 @@ def _count(names: list[str], noun: str) -> str:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from flows.bundle import make_bundle
+    from flows.flowfile.bundle import make_bundle
 
     data = read_flow_file(args.file)
     bundle = make_bundle(data, source=Path(args.file).name, flow_name=args.flow)
@@ -108,7 +108,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from flows.runtime import preview
+    from flows.graph import preview
 
     flow = _load(args.file, args.flow)
     events = _read_events(args.event)
@@ -129,7 +129,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from flows.step_examples import FAIL, render_table, run_examples
+    from flows.cli.step_examples import FAIL, render_table, run_examples
 
     flow = _load(args.file, args.flow)
     results = run_examples(flow)
@@ -154,7 +154,7 @@ def _read_events(source: str) -> list[Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from flows.server import ListenError, serve
+    from flows.server.serving import ListenError, serve
 
     _configure_logging(args.log_level)
     flow = _load(args.file, args.flow)
@@ -197,13 +197,13 @@ def _write_json(document: Any, output: str) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from flows.schema import flow_file_schema
+    from flows.flowfile.schema import flow_file_schema
 
     return _write_json(flow_file_schema(), args.output)
 
 
 def cmd_openapi(args: argparse.Namespace) -> int:
-    from flows.openapi import openapi_document
+    from flows.http.openapi import openapi_document
 
     source = _http_source(args.file, _load(args.file, args.flow))
     return _write_json(openapi_document(source.settings), args.output)
@@ -222,7 +222,7 @@ def cmd_segment_sink(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from destination_segment.destination import SegmentDestination
-    from flows.replay import replay_file
+    from flows.cli.replay import replay_file
 
     try:
         flow = _load(args.flow, args.name)

@@ -29,7 +29,7 @@ from collector.chain import Chain, StepRejected
 from collector.destination import EventRejected
 from collector.event import EventValidationError, validate_event
 from collector.transformer import TransformerContext
-from flows.runtime import Flow, preview_destination
+from flows.graph import Flow, preview_destination
 
 PASS = "pass"
 FAIL = "fail"

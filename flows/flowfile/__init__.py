@@ -1,0 +1,1 @@
+"""Flow files: reading, shape, references, step checks, bundles and the editor schema."""

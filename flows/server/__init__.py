@@ -1,0 +1,1 @@
+"""The server runtime: serving a flow, the stop deadline, workers, metrics."""
