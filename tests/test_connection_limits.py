@@ -373,7 +373,7 @@ def test_the_open_file_limit_is_raised_to_fit_max_connections_or_a_warning_says_
         "import logging, resource, sys\n"
         "logging.basicConfig(level=logging.WARNING)\n"
         "resource.setrlimit(resource.RLIMIT_NOFILE, (256, int(sys.argv[1])))\n"
-        "from flows.connection_limits import ensure_open_files\n"
+        "from flows.http.connection_limits import ensure_open_files\n"
         "ensure_open_files(1024)\n"
         "print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])\n"
     )

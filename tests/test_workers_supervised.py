@@ -26,7 +26,7 @@ from flows.server.restarts import RestartPolicy, describe_exit
 from tests.cli_helpers import ROOT, flows_running, free_port, run_flows
 from tests.worker_helpers import LogLines, alive, children, serving_pid, wait_until
 
-SLACK = 2.0  # flows/supervisor.py STOP_SLACK
+SLACK = 2.0  # flows/server/supervisor.py STOP_SLACK
 
 
 def write_flow(tmp_path: Path, segment: dict[str, Any], **destinations: Any) -> Path:

@@ -2,7 +2,7 @@
 
 Every queued message ends as ``delivered`` (the receiver accepted its batch)
 or ``failed`` (given up: a refusal, retries used up, the shutdown deadline),
-and a failed one is written to the dead-letter file. ``flows.metrics`` shows
+and a failed one is written to the dead-letter file. ``flows.server.metrics`` shows
 ``Destination.stats()`` as ``flows_destination_messages_total{outcome}`` (the
 queue gauges apart) and ``histograms()["upload_seconds"]`` as
 ``flows_destination_upload_seconds``; ``metrics()`` below builds both the

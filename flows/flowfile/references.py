@@ -21,7 +21,7 @@ For bundles (``deferred=True``) step 4 writes the walkerOS marker
 a file; :func:`resolve_deferred` (and a non-deferred
 :func:`resolve_references`) turns markers into values at run time.
 
-``flows.flow_settings`` resolves a whole flow file (``$flow``, ``$contract``,
+``flows.flowfile.settings`` resolves a whole flow file (``$flow``, ``$contract``,
 variables that reference variables) with the per-string parts kept here.
 """
 

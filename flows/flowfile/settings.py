@@ -21,7 +21,7 @@ Per string (whole-string forms first, as upstream):
 - ``$secret.NAME``: a bundle keeps the marker ``__WALKEROS_SECRET:NAME``;
   otherwise the secret is read (:class:`flows.secrets.SecretSource`). A web
   flow, or :data:`~flows.secrets.NO_SECRET_SOURCE`, refuses it.
-- inline ``$var`` and ``$env`` (:mod:`flows.references`).
+- inline ``$var`` and ``$env`` (:mod:`flows.flowfile.references`).
 
 ``$store.ID`` stays a string for the builder, checked to name a defined
 store; ``$code:`` stays too, and :func:`flows.flow_checks.check_no_code`

@@ -2,7 +2,7 @@
 
 uvicorn alone buffers a request's headers without bound, waits forever for headers
 or a body that never finish, and takes every connection offered. The protocol
-classes (``flows.limited_httptools``, ``flows.limited_h11``) count header bytes
+classes (``flows.http.limited_httptools``, ``flows.http.limited_h11``) count header bytes
 before the parser sees them and refuse connections over the cap; one timer per
 server (``ConnectionGuard``) sweeps the open connections for requests past their
 deadline, so a request costs a clock read and a few attribute stores, not a timer.

@@ -3,7 +3,7 @@
 Only the request's ``Origin`` (and, in a preflight, the headers it asks for)
 is looked at per request; everything else is bytes prepared at load. CORS
 only tells a browser what a page may read back; it refuses nothing (see
-``flows.origin_check`` for that).
+``flows.http.origin_check`` for that).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""uvicorn's httptools protocol with the connection limits (``flows.connection_limits``).
+"""uvicorn's httptools protocol with the connection limits (``flows.http.connection_limits``).
 
 httptools tells us where a request is: its headers are complete, then the whole
 message is; both only move the phase, so the parser's own work is untouched.

@@ -63,7 +63,7 @@ def prefork(
     """Run ``serve_one(index, on_listening)`` in ``workers`` forked processes sharing ``sock``.
 
     The parent prints ``ready_message`` once every worker listens, restarts a
-    worker that dies (see flows/supervisor.py), forwards SIGTERM/SIGINT, and
+    worker that dies (see flows/server/supervisor.py), forwards SIGTERM/SIGINT, and
     returns 0 when every worker then exited with 0 within ``shutdown_timeout``.
     """
 
