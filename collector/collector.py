@@ -202,8 +202,12 @@ def build_destination(
     package: str | type[Destination[Any]],
     config: Mapping[str, Any],
     path: str = "",
+    settings: BaseModel | None = None,
 ) -> ActiveDestination:
-    """Create a destination from its package and config; errors name the config path."""
+    """Create a destination from its package and config; errors name the config path.
+
+    ``settings``: already validated (a flow file's steps are checked once, at load).
+    """
     where = path or f"destinations.{destination_id}"
     cls = load_package(package) if isinstance(package, str) else package
     if not (isinstance(cls, type) and issubclass(cls, Destination)):
@@ -215,7 +219,8 @@ def build_destination(
         loc = ".".join(str(p) for p in first["loc"])
         raise DestinationSetupError(f"{where}.config.{loc}", first["msg"]) from None
     try:
-        settings = cls.Settings.model_validate(common.settings)
+        if settings is None:
+            settings = cls.Settings.model_validate(common.settings)
     except ValidationError as error:
         first = error.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])

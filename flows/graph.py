@@ -77,9 +77,11 @@ def build_flow(resolved: ResolvedFlow) -> Flow:
         if config.get("disabled") is True:
             continue
         cls = resolved.packages[f"destinations.{destination_id}"]
-        config = _with_batch(config, cls)
+        settings = resolved.settings.get(f"destinations.{destination_id}")
         try:
-            active = build_destination(destination_id, cls, _known(config), path=path)
+            active = build_destination(
+                destination_id, cls, _known(config), path=path, settings=settings
+            )
             before = _chain(ref.get("before"), links, transformers, f"{path}.before")
         except (DestinationSetupError, ChainConfigError) as error:
             errors.append(str(error))
@@ -103,8 +105,7 @@ def build_flow(resolved: ResolvedFlow) -> Flow:
         if config.get("disabled") is True:
             continue
         source_cls: Any = resolved.packages[f"sources.{source_id}"]
-        settings = source_cls.Settings.model_validate(config.get("settings", {}))
-        source = source_cls(settings, source_id=source_id)
+        source = source_cls(resolved.settings[f"sources.{source_id}"], source_id=source_id)
         source.primary = ref.get("primary") is True
         try:
             source.chain = _chain(ref.get("next"), links, transformers, f"{path}.next")
@@ -134,7 +135,7 @@ def _build_stores(resolved: ResolvedFlow, errors: list[str]) -> dict[str, Store[
     for store_id, ref in (resolved.spec.get("stores") or {}).items():
         config = ref.get("config") or {}
         cls: Any = resolved.packages[f"stores.{store_id}"]
-        store = cls(cls.Settings.model_validate(config.get("settings", {})), step_id=store_id)
+        store = cls(resolved.settings[f"stores.{store_id}"], step_id=store_id)
         _set_level(store.logger, config)
         stores[store_id] = store
     return stores
@@ -157,7 +158,7 @@ def _build_transformers(
         else:
             try:
                 transformer = cls(
-                    cls.Settings.model_validate(config.get("settings", {})), step_id=transformer_id
+                    resolved.settings[f"transformers.{transformer_id}"], step_id=transformer_id
                 )
             except ConfigError as error:
                 where = f"{resolved.path}.transformers.{transformer_id}.config.settings"
@@ -203,16 +204,6 @@ def _chain(
     if not ids:
         return None
     return Chain([steps[i] for i in ids if i in steps])
-
-
-def _with_batch(config: dict[str, Any], cls: Any) -> dict[str, Any]:
-    """walkerOS's destination ``config.batch`` as the destination's own ``batch`` setting,
-    when it has one and the flow left it unset (the api destination)."""
-    batch = config.get("batch")
-    settings = config.get("settings") or {}
-    if batch is None or "batch" in settings or "batch" not in cls.Settings.model_fields:
-        return config
-    return {**config, "settings": {**settings, "batch": batch}}
 
 
 def _known(config: dict[str, Any]) -> dict[str, Any]:

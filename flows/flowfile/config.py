@@ -29,7 +29,7 @@ from flows.flowfile.references import (
     FlowReferenceError,
 )
 from flows.flowfile.settings import resolve_flow_settings
-from flows.flowfile.steps import check_steps
+from flows.flowfile.steps import CheckedSteps, check_steps
 
 __all__ = ["BundleInfo", "FlowError", "FlowFile", "ResolvedFlow", "resolve_flow"]
 
@@ -56,6 +56,8 @@ class ResolvedFlow:
     """Step class by ``kind.id`` (``destinations.segment``)."""
     warnings: list[str] = field(default_factory=list)
     """What is accepted but has no effect here, each line naming its JSON path."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Each step's validated settings by ``kind.id``; the builder uses them as they are."""
 
 
 def read_flow_file(path: str | Path) -> dict[str, Any]:
@@ -165,8 +167,16 @@ def resolve_flow(
     checked = spec
     if deferred:
         checked = _with_placeholders(spec, environment)
-    packages, warnings = check_packages(checked, where)
-    return ResolvedFlow(chosen, where, spec, flow_file, packages, [*settings.warnings, *warnings])
+    steps = check_packages(checked, where)
+    return ResolvedFlow(
+        chosen,
+        where,
+        spec,
+        flow_file,
+        steps.packages,
+        [*settings.warnings, *steps.warnings],
+        steps.settings,
+    )
 
 
 def _with_placeholders(value: Any, env: Mapping[str, str]) -> Any:
@@ -195,19 +205,19 @@ def _placeholder(match: re.Match[str], env: Mapping[str, str]) -> str:
     return default if default is not None else f"<{name}>"
 
 
-def check_packages(spec: Mapping[str, Any], where: str) -> tuple[dict[str, type], list[str]]:
+def check_packages(spec: Mapping[str, Any], where: str) -> CheckedSteps:
     """Load every step and validate its config against its models; collect all errors.
 
-    Returns the step classes by ``kind.id`` and the warnings (keys accepted
-    without effect here).
+    Returns the step classes and validated settings by ``kind.id``, and the
+    warnings (keys accepted without effect here).
     """
     errors: list[str] = []
     try:
         CollectorConfig.model_validate(spec.get("collector", {}))
     except ValidationError as error:
         errors += format_validation_error(error, CollectorConfig, f"{where}.collector")
-    packages, warnings, step_errors = check_steps(spec, where)
-    errors += step_errors
+    steps = check_steps(spec, where)
+    errors += steps.errors
     if errors:
         raise FlowError(errors)
-    return packages, warnings
+    return steps

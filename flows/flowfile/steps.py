@@ -11,6 +11,7 @@ warning; an unknown key close to a known one is an error with a did-you-mean
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
@@ -100,13 +101,21 @@ def config_keys(model: type[BaseModel]) -> set[str]:
     return {info.alias or name for name, info in model.model_fields.items()}
 
 
-def check_steps(
-    spec: Mapping[str, Any], where: str
-) -> tuple[dict[str, type], list[str], list[str]]:
-    """Every step's class, the warnings and the errors, keyed ``kind.id``."""
-    packages: dict[str, type] = {}
-    warnings: list[str] = []
-    errors: list[str] = []
+@dataclass(slots=True)
+class CheckedSteps:
+    """What checking a flow's steps found, keyed ``kind.id`` (``destinations.segment``)."""
+
+    packages: dict[str, type] = field(default_factory=dict)
+    settings: dict[str, BaseModel] = field(default_factory=dict)
+    """Each step's settings, validated once here and used as they are to build it."""
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def check_steps(spec: Mapping[str, Any], where: str) -> CheckedSteps:
+    """Every step's class and settings, the warnings and the errors."""
+    checked = CheckedSteps()
+    packages, warnings, errors = checked.packages, checked.warnings, checked.errors
     for kind, group in GROUPS.items():
         for step_id, ref in (spec.get(kind) or {}).items():
             path = f"{where}.{kind}.{step_id}"
@@ -139,10 +148,24 @@ def check_steps(
                     " by its own settings"
                 )
             try:
-                settings_model.model_validate(known.get("settings", {}))
+                checked.settings[f"{kind}.{step_id}"] = settings_model.model_validate(
+                    settings_with_batch(kind, known, settings_model)
+                )
             except ValidationError as error:
                 errors += format_validation_error(error, settings_model, f"{path}.config.settings")
-    return packages, warnings, errors
+    return checked
+
+
+def settings_with_batch(
+    kind: str, config: Mapping[str, Any], settings_model: type[BaseModel]
+) -> dict[str, Any]:
+    """A step's settings; walkerOS's destination ``config.batch`` becomes the destination's own
+    ``batch`` setting when it has one and the flow left it unset (the api destination)."""
+    settings = dict(config.get("settings") or {})
+    batch = config.get("batch")
+    if kind == "destinations" and batch is not None and "batch" in settings_model.model_fields:
+        settings.setdefault("batch", batch)
+    return settings
 
 
 def _step_class(
