@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, Strict
 
 from collector.cache import CacheProbe, EventCache
 from collector.cache_steps import CacheStop, check_duplicate
-from collector.chain import Chain, StepRejected
+from collector.chain import Chain, FanOut, RoutedChain, StepRejected
 from collector.consent import is_granted, merge_consent
 from collector.dead_letter import EVENTS_TEMPLATE, DeadLetterFile, dead_letter_path, first_line
 from collector.destination import (
@@ -114,7 +114,7 @@ class ActiveDestination:
             key="event",
             secrets=_secrets(destination.settings),
         )
-        self.before: Chain | None = None
+        self.before: Chain | RoutedChain | None = None
         """The destination's ``before`` transformer chain, run for it alone."""
         self.cache: EventCache | None = None
         """The destination's ``cache``: events seen within its ttl are skipped as duplicates."""
@@ -347,7 +347,10 @@ class Collector:
         return fill_defaults(event)
 
     def push(
-        self, raw: Any, chain: Chain | None = None, ingest: dict[str, Any] | None = None
+        self,
+        raw: Any,
+        chain: Chain | RoutedChain | None = None,
+        ingest: dict[str, Any] | None = None,
     ) -> PushResult:
         """Validate, enrich and deliver one event to every destination.
 
@@ -362,7 +365,12 @@ class Collector:
                 return PushResult(event, {}, [(refusal.where, refusal)])
             if changed is None or isinstance(changed, CacheStop):
                 return PushResult(event, {}, None, dropped=True)
-            event = changed  # type: ignore[assignment]
+            if type(changed) is FanOut:
+                return self._fan_out(event, changed.events, ingest)
+            event = changed
+        return self._deliver(event, ingest)
+
+    def _deliver(self, event: Any, ingest: dict[str, Any] | None) -> PushResult:
         consent = event["consent"]
         outcomes: dict[str, str | Skipped | EventRejected] = {}
         refusals = None
@@ -372,6 +380,32 @@ class Collector:
             if isinstance(outcome, EventRejected):
                 refusals = [*(refusals or ()), (f"destinations.{active.id}", outcome)]
         return PushResult(event, outcomes, refusals)
+
+    def _fan_out(
+        self, event: Any, branches: list[Any], ingest: dict[str, Any] | None
+    ) -> PushResult:
+        """A ``many`` route: each branch's event goes to the destinations on its own.
+
+        The request held queue room for one event; the other branches hold
+        their own first, so what is answered 200 still fits (else the event is
+        refused, nothing of it sent).
+        """
+        if not branches:
+            return PushResult(event, {}, None, dropped=True)
+        extra = len(branches) - 1
+        busy = self.reserve(extra) if extra else None
+        if busy is not None:
+            refusal = EventRejected(
+                f"no queue room for the {len(branches)} branches of a many route; retry later"
+            )
+            return PushResult(event, {}, [(f"destinations.{busy}", refusal)])
+        try:
+            results = [self._deliver(branch, ingest) for branch in branches]
+        finally:
+            if extra:
+                self.release(extra)
+        refusals = [item for result in results for item in (result.refusals or ())]
+        return PushResult(results[0].event, results[0].outcomes, refusals or None)
 
     @property
     def has_chains(self) -> bool:

@@ -7,19 +7,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.cache import compile_cache
-from collector.cache_steps import cached_push
+from collector.cache_steps import CacheStop, cached_push
 from collector.callables import import_callable
-from collector.chain import Chain, ChainConfigError, ChainStep, StepRejected, chain_ids
+from collector.chain import (
+    Chain,
+    ChainConfigError,
+    ChainStep,
+    FanOut,
+    RoutedChain,
+    StepRejected,
+    chain_ids,
+    route_ids,
+)
 from collector.collector import (
     ActiveDestination,
     Collector,
     CollectorConfig,
-    DestinationSetupError,
     build_destination,
 )
 from collector.destination import DestinationConfig, EventRejected, Skipped
 from collector.destinations.function import FunctionDestination
 from collector.errors import ConfigError
+from collector.route import Route, compile_route, is_static
 from collector.store import Store
 from collector.transformer import FunctionTransformer, Transformer
 from collector.values import compile_value
@@ -82,8 +91,10 @@ def build_flow(resolved: ResolvedFlow) -> Flow:
             active = build_destination(
                 destination_id, cls, _known(config), path=path, settings=settings
             )
-            before = _chain(ref.get("before"), links, transformers, f"{path}.before")
-        except (DestinationSetupError, ChainConfigError) as error:
+            before = _chain(
+                ref.get("before"), links, transformers, f"{path}.before", allow_many=False
+            )
+        except ConfigError as error:
             errors.append(str(error))
             continue
         if isinstance(active.destination, FunctionDestination):
@@ -108,8 +119,10 @@ def build_flow(resolved: ResolvedFlow) -> Flow:
         source = source_cls(resolved.settings[f"sources.{source_id}"], source_id=source_id)
         source.primary = ref.get("primary") is True
         try:
-            source.chain = _chain(ref.get("next"), links, transformers, f"{path}.next")
-        except ChainConfigError as error:
+            source.chain = _chain(
+                ref.get("next"), links, transformers, f"{path}.next", allow_many=True
+            )
+        except ConfigError as error:
             errors.append(str(error))
         if config.get("ingest") is not None:
             source.ingest_mapping = compile_value(config["ingest"], f"{path}.config.ingest")
@@ -198,12 +211,37 @@ def _build_transformers(
 
 
 def _chain(
-    start: Any, links: dict[str, Any], steps: dict[str, ChainStep], path: str
-) -> Chain | None:
-    ids = chain_ids(start, links, path)
-    if not ids:
+    start: Any,
+    links: dict[str, Any],
+    steps: dict[str, ChainStep],
+    path: str,
+    *,
+    allow_many: bool,
+) -> Chain | RoutedChain | None:
+    """A chain from ``start``: walked once at load when every link is a step id or a list
+    (``Chain``), else resolved per event from the routes (``RoutedChain``)."""
+    if start is None or start == []:
         return None
-    return Chain([steps[i] for i in ids if i in steps])
+    if is_static(start) and all(link is None or is_static(link) for link in links.values()):
+        ids = chain_ids(start, links, path)
+        return Chain([steps[i] for i in ids if i in steps]) if ids else None
+    for step_id, where in route_ids(start):
+        _check_id(step_id, links, f"{path}.{where}" if where else path)
+    route = compile_route(start, path)
+    if route.fans_out and not allow_many:
+        raise ChainConfigError(path, "a destination's before cannot fan out (many), as in walkerOS")
+    routes: dict[str, Route | None] = {}
+    for step_id, link in links.items():
+        where = f"transformers.{step_id}.next"
+        for target, inner in route_ids(link):
+            _check_id(target, links, f"{where}.{inner}" if inner else where)
+        routes[step_id] = None if link is None else compile_route(link, where)
+    return RoutedChain(route, steps, routes, allow_many=allow_many)
+
+
+def _check_id(step_id: str, links: dict[str, Any], path: str) -> None:
+    if step_id not in links:
+        chain_ids(step_id, links, path)  # raises, with a did-you-mean
 
 
 def _known(config: dict[str, Any]) -> dict[str, Any]:
@@ -246,12 +284,14 @@ def preview(flow: Flow, raw_event: Any) -> list[dict[str, Any]]:
             changed = chain.run(event, ingest)
         except StepRejected as refusal:
             return [_skip(refusal.where, event, f"rejected: {refusal.reason}")]
-        if changed is None:
+        if changed is None or isinstance(changed, CacheStop):
             return [_skip("transformers", event, "stopped by a transformer of the source chain")]
         event = changed
+    branches = event.events if isinstance(event, FanOut) else [event]
     lines: list[dict[str, Any]] = []
-    for active in flow.collector.destinations:
-        lines.extend(preview_destination(active, event, ingest))
+    for branch in branches:
+        for active in flow.collector.destinations:
+            lines.extend(preview_destination(active, branch, ingest))
     return lines
 
 

@@ -28,6 +28,7 @@ from typing import Any
 from collector.chain import Chain, StepRejected
 from collector.destination import EventRejected
 from collector.event import EventValidationError, validate_event
+from collector.route import is_static
 from collector.transformer import TransformerContext
 from flows.graph import Flow, preview_destination
 
@@ -115,7 +116,11 @@ def _following(flow: Flow, transformer_id: str) -> list[Any]:
     from collector.chain import chain_ids
 
     links = flow.links
-    ids = chain_ids(links.get(transformer_id), links, f"transformers.{transformer_id}.next")
+    following = links.get(transformer_id)
+    routed = [link for link in links.values() if link is not None and not is_static(link)]
+    if routed:
+        raise ValueError("chain examples run over chains of step ids, not route objects")
+    ids = chain_ids(following, links, f"transformers.{transformer_id}.next")
     return [flow.transformers[i] for i in ids if i != transformer_id]
 
 
