@@ -144,3 +144,42 @@ def test_flows_push_goes_through_the_primary_sources_chain(tmp_path: Path) -> No
         "id": "i1",
     }
     assert preview(built, {"name": "page view"})[0]["event"] == "page view"
+
+
+def test_context_pair_paths_resolve_in_flows_push(tmp_path: Path) -> None:
+    """``context.shopping.0`` reads the value of a ``[value, order]`` pair on the real pipeline
+    (the collector turns pairs into tuples; dot paths index them as lists)."""
+    from tests.cli_helpers import run_flows
+
+    data = flow(
+        {
+            "segment": {
+                "package": "segment",
+                "config": {
+                    "settings": {"writeKey": "wk-context-0123456789"},
+                    "mapping": {
+                        "product": {
+                            "view": {
+                                "name": "Product Viewed",
+                                "data": {
+                                    "map": {"step": "context.shopping.0", "n": "context.shopping.1"}
+                                },
+                            }
+                        }
+                    },
+                },
+            }
+        }
+    )
+    file = tmp_path / "flow.json"
+    file.write_text(json.dumps(data))
+    event = tmp_path / "event.json"
+    event.write_text(
+        json.dumps(
+            {"name": "product view", "user": {"id": "u"}, "context": {"shopping": ["detail", 2]}}
+        )
+    )
+    result = run_flows("push", str(file), "--event", str(event))
+    assert result.returncode == 0, result.stderr
+    [track] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert track["properties"] == {"step": "detail", "n": 2}
