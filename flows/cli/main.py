@@ -221,30 +221,33 @@ def cmd_segment_sink(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from destination_segment.destination import SegmentDestination
-    from flows.cli.replay import replay_file
+    from collector.replay import replay_file, replayable
 
     try:
         flow = _load(args.flow, args.name)
     except FlowError as error:
         # In this command the flow's name is --name (--flow is the file).
         raise FlowError([line.replace("--flow", "--name") for line in error.errors]) from None
-    settings = {
-        active.id: active.destination.settings
-        for active in flow.collector.destinations
-        if isinstance(active.destination, SegmentDestination)
-    }
-    if not settings:
-        raise CommandError(f"{args.flow}: flow {flow.name!r} has no segment destination")
-    if args.destination is not None and args.destination not in settings:
+    everyone = {active.id: active.destination for active in flow.collector.destinations}
+    replaying = replayable(everyone.values())
+    if not replaying:
+        kinds = ", ".join(f"{d.id} ({d.type})" for d in everyone.values()) or "none"
         raise CommandError(
-            f"--destination: no segment destination {args.destination!r} in flow "
-            f"{flow.name!r}; it has {', '.join(sorted(settings))}"
+            f"{args.flow}: flow {flow.name!r} has no destination that replays dead letters "
+            f"(its destinations: {kinds})"
         )
+    if args.destination is not None and args.destination not in replaying:
+        found = everyone.get(args.destination)
+        what = (
+            f"destination {args.destination!r} ({found.type}) cannot replay dead letters"
+            if found is not None
+            else f"no destination {args.destination!r} in flow {flow.name!r}"
+        )
+        raise CommandError(f"--destination: {what}; those that can: {', '.join(sorted(replaying))}")
     try:
         report = replay_file(
             args.file,
-            settings,
+            everyone,
             destination=args.destination,
             on_problem=lambda line: print(line, file=sys.stderr),
         )
@@ -362,21 +365,19 @@ def build_parser() -> argparse.ArgumentParser:
     sink.add_argument("--record", help="append every received message to this JSON-lines file")
     sink.add_argument("--write-key", help="accept only this write key (default: any)")
 
-    replay = command(
-        "replay", cmd_replay, "Send the messages of a dead-letter file to Segment again"
-    )
+    replay = command("replay", cmd_replay, "Send the messages of a dead-letter file again")
     replay.add_argument("file", help="dead-letter file (JSON lines, deadLetterFile)")
     replay.add_argument(
         "--flow",
         required=True,
         metavar="FLOW_FILE",
-        help="flow file or bundle whose segment destination settings (host, write key) to use",
+        help="flow file or bundle whose destination settings (host, write key, url) to use",
     )
     replay.add_argument("--name", help="flow name in it (default: the only one, or 'default')")
     replay.add_argument(
         "--destination",
         metavar="ID",
-        help="segment destination id to send to (default: the one each line records)",
+        help="destination id to send to (default: the one each line records)",
     )
     return parser
 
