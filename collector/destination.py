@@ -3,7 +3,9 @@
 A destination declares its ``type`` name and a pydantic ``Settings`` model
 (so config errors surface at load), may compile its rule ``settings`` once
 (``compile_rule_settings``), and implements ``push``; ``push_batch``,
-``init``, ``shutdown`` and ``check_connection`` have sensible defaults.
+``init``, ``shutdown`` and ``check_connection`` have sensible defaults. One
+that writes dead letters can send them again by implementing ``replay``
+(``flows replay``; ``collector.replay`` reads the file and keeps the account).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import builtins
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
@@ -20,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 from collector.mapping import CompiledRule
 from collector.mapping_config import Rules, ValueConfig
 from collector.paths import UNDEFINED
+from collector.replay import CannotReplayError, DeadLetterRecord, ReplayOutcome
 
 BatchSize = Annotated[int, Field(ge=1)]
 
@@ -195,6 +198,27 @@ class Destination(ABC, Generic[SettingsT]):
     def check_connection(self) -> ConnectionReport:
         """Check the destination can be reached, without sending data."""
         return ConnectionReport(True, "nothing to check")
+
+    def replay(self, records: Iterable[DeadLetterRecord], outcome: ReplayOutcome) -> None:
+        """Send dead-lettered messages again (``flows replay``), each tried once.
+
+        ``records`` are the lines of a dead-letter file meant for this
+        destination, read one at a time (a file may be larger than memory):
+        their ``message`` is what this destination wrote to its dead-letter
+        file. Send them as a real push would (same ids, so the endpoint can
+        de-duplicate), in batches if the endpoint takes them, and report each
+        record once: ``outcome.delivered(batch)`` or ``outcome.failed(batch,
+        reason)`` (its lines then go to ``FILE.failed`` with that reason, to be
+        replayed later). A record left unreported counts as failed. Don't retry
+        here: replay is the retry. Overriding this method is what makes
+        ``replays`` true; the default cannot replay.
+        """
+        raise CannotReplayError(f"destination {self.id!r} ({self.type}) cannot replay dead letters")
+
+    @property
+    def replays(self) -> bool:
+        """Whether this destination can send its dead letters again (it overrides ``replay``)."""
+        return type(self).replay is not Destination.replay
 
     def reserve(self, events: int) -> bool:
         """Hold room for the messages of ``events`` more events until ``release``.

@@ -13,7 +13,8 @@ import base64
 import requests
 
 from collector.destination import ConnectionReport
-from destination_segment.settings import SDK_BATCH_PATH, SegmentSettings
+from destination_segment.sdk import SDK_BATCH_PATH
+from destination_segment.settings import SegmentSettings
 
 
 def check_connection(settings: SegmentSettings, timeout: float | None = None) -> ConnectionReport:

@@ -20,14 +20,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from segment.analytics.consumer import MAX_MSG_SIZE, Consumer
-
 from collector.delivery import DeliveryStats, QueueRoom, RetryPolicy
 from collector.delivery.sender import IN_FLIGHT_AT_DEADLINE
 from collector.destination import ShutdownReport
 from destination_segment.calls import SegmentCall
 from destination_segment.consumer import ShutdownSafeConsumer, StoppedBeforeDeliveryError
 from destination_segment.redaction import RedactSecret, first_line
+from destination_segment.sdk import MAX_MSG_SIZE, Consumer, sdk_logger
 from destination_segment.sdk_client import FastEnqueueClient, MessageTooLargeError, preview_client
 from destination_segment.settings import SegmentSettings
 
@@ -300,6 +299,6 @@ def _install_redaction(secret: str) -> None:
     if not secret or secret in _redacted:
         return
     _redacted.add(secret)
-    # The SDK logs on "segment" directly (logger filters do not see propagated records);
-    # our own log lines never carry the key.
-    logging.getLogger("segment").addFilter(RedactSecret(secret))
+    # The SDK logs on its own logger directly (logger filters do not see propagated
+    # records); our own log lines never carry the key.
+    sdk_logger().addFilter(RedactSecret(secret))

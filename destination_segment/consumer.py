@@ -26,8 +26,7 @@ from collections.abc import Callable
 from queue import Empty
 from typing import Any
 
-from segment.analytics.consumer import BATCH_SIZE_LIMIT, MAX_MSG_SIZE, Consumer
-
+from destination_segment.sdk import BATCH_SIZE_LIMIT, MAX_MSG_SIZE, Consumer
 from destination_segment.sdk_client import SDK_ENCODER
 
 GATHER_SLICE = 0.02

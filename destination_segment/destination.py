@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from collector.dead_letter import DeadLetterFile, dead_letter_path
@@ -16,9 +16,11 @@ from collector.destination import (
     ShutdownReport,
     Skipped,
 )
+from collector.replay import DeadLetterRecord, ReplayOutcome
 from destination_segment.calls import CallPlan, RuleSettings, SegmentCall, compile_rule_settings
 from destination_segment.check import check_connection
 from destination_segment.client import CallRejected, SegmentClient, render_message
+from destination_segment.replay import replay as replay_messages
 from destination_segment.settings import SegmentSettings
 from destination_segment.shared_seen import SharedSeenTable
 
@@ -116,6 +118,10 @@ class SegmentDestination(Destination[SegmentSettings]):
 
     def check_connection(self) -> ConnectionReport:
         return check_connection(self.settings)
+
+    def replay(self, records: Iterable[DeadLetterRecord], outcome: ReplayOutcome) -> None:
+        """Post dead-lettered messages to Segment again, unchanged (``destination_segment.replay``)."""
+        replay_messages(self.settings, records, outcome)
 
     def backlog(self) -> float:
         return self.client.room.backlog()

@@ -31,18 +31,14 @@ from datetime import datetime
 from typing import Any, TypeGuard
 
 import orjson
-from segment.analytics.client import Client
-from segment.analytics.consumer import MAX_MSG_SIZE
-from segment.analytics.request import DatetimeSerializer
-from segment.analytics.version import VERSION
+
+from destination_segment.sdk import LIBRARY, MAX_MSG_SIZE, Client, DatetimeSerializer
 
 SDK_ENCODER = DatetimeSerializer()
 """The encoder ``json.dumps(item, cls=DatetimeSerializer)`` builds on every call, built once.
 
 Its output is ASCII (``ensure_ascii``), so its length is the SDK's byte count.
 """
-
-_LIBRARY = {"name": "analytics-python", "version": VERSION}
 
 _SNAKE = {
     "userId": "user_id",
@@ -218,7 +214,7 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
                 value = params.get(key) or {}
                 if type(value) is not dict:
                     return None
-                message[key] = {**value, "library": _LIBRARY} if slot == _CONTEXT else value
+                message[key] = {**value, "library": LIBRARY} if slot == _CONTEXT else value
         return message
 
     def _prepared(self, msg: dict[str, Any]) -> dict[str, Any] | None:
@@ -240,7 +236,7 @@ class FastEnqueueClient(Client):  # type: ignore[misc]  # the SDK is untyped
             return None
         message = dict(msg)
         message["timestamp"] = timestamp.isoformat(timespec="milliseconds")
-        message["context"] = {**msg["context"], "library": _LIBRARY}
+        message["context"] = {**msg["context"], "library": LIBRARY}
         message.setdefault("userId", None)
         message.setdefault("anonymousId", None)
         return message

@@ -16,10 +16,10 @@ from pydantic import (
 
 from collector.dead_letter import DEFAULT_TEMPLATE
 from collector.mapping_config import ValueConfig
+from destination_segment.sdk import SDK_BATCH_PATH
 
 SEGMENT_HOST = "https://api.segment.io"
 SEGMENT_EU_HOST = "https://events.eu1.segmentapis.com"
-SDK_BATCH_PATH = "/v1/batch"
 DEFAULT_ANONYMOUS_ID: list[ValueConfig] = ["user.session", "user.device", "user.hash"]
 """walkerOS's ids of a visitor without a userId, most specific first: a session id, a device
 (cookie) id, then the cookieless hash a fingerprint transformer writes."""

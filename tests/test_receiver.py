@@ -18,13 +18,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from segment.analytics.client import Client
 
 from destination_segment.receiver import (
     MAX_BATCH_BYTES,
     MAX_MESSAGE_BYTES,
     SegmentReceiver,
 )
+from destination_segment.sdk import Client
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_KEY = "wk-receiver-secret-4c1d2e"

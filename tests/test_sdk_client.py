@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
-from segment.analytics.client import Client
-from segment.analytics.request import DatetimeSerializer
 
+from destination_segment.sdk import Client, DatetimeSerializer
 from destination_segment.sdk_client import (
     MESSAGE_KEYS,
     FastEnqueueClient,

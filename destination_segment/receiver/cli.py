@@ -1,4 +1,5 @@
-"""``python -m destination_segment.receiver`` and ``flows segment-sink``: serve until a signal."""
+"""``python -m destination_segment.receiver`` (``main``) and ``flows segment-sink`` (``serve``,
+from ``destination_segment.sink_command``): serve until a signal."""
 
 from __future__ import annotations
 
@@ -21,14 +22,22 @@ class _StopServingError(Exception):
     """Raised by the signal handler to leave main()'s wait."""
 
 
-def _default_port() -> int:
+def port_from_env() -> int:
+    """``$SEGMENT_SINK_PORT``, else ``DEFAULT_PORT``; ValueError when it is not a port number."""
     value = os.environ.get("SEGMENT_SINK_PORT")
     if not value:
         return DEFAULT_PORT
     try:
         return int(value)
     except ValueError:
-        raise SystemExit(f"SEGMENT_SINK_PORT must be a port number, not {value!r}") from None
+        raise ValueError(f"SEGMENT_SINK_PORT must be a port number, not {value!r}") from None
+
+
+def _default_port() -> int:
+    try:
+        return port_from_env()
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,11 +61,29 @@ def main(argv: list[str] | None = None) -> int:
         "--max-messages", type=int, default=None, help="keep only the newest N in memory"
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="segment-receiver: %(message)s")
-
     receiver = SegmentReceiver(
         args.host, args.port, args.write_key, args.record, max_messages=args.max_messages
     )
+    try:
+        return serve(receiver, write_key=args.write_key, record=args.record)
+    except OSError as error:
+        print(start_error(error, args.host, args.port), file=sys.stderr)
+        return 1
+
+
+def start_error(error: OSError, host: str, port: int) -> str:
+    """Why ``serve`` could not start, in one line: the record file, or the address."""
+    if error.filename is not None:
+        return f"--record: cannot open {error.filename}: {error.strerror}"
+    return f"cannot listen on {host}:{port}: {error.strerror}"
+
+
+def serve(receiver: SegmentReceiver, *, write_key: str | None, record: str | None) -> int:
+    """Start ``receiver``, print where it listens, serve until SIGINT/SIGTERM; 0 then.
+
+    Raises OSError when it cannot listen (the caller words the error).
+    """
+    logging.basicConfig(level=logging.WARNING, format="segment-receiver: %(message)s")
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         raise _StopServingError
@@ -67,13 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     watched = (signal.SIGINT, signal.SIGTERM)
     previous = {sig: signal.signal(sig, on_signal) for sig in watched} if in_main_thread else {}
     try:
-        try:
-            receiver.start()
-        except OSError as error:
-            print(f"cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
-            return 1
-        keys = "only the configured write key" if args.write_key else "any non-empty write key"
-        recording = f"; recording to {args.record}" if args.record else ""
+        receiver.start()
+        keys = "only the configured write key" if write_key else "any non-empty write key"
+        recording = f"; recording to {record}" if record else ""
         print(
             f"Segment receiver listening on {receiver.url} (SDK host; accepts {keys}); "
             f"read messages back: curl -s {receiver.url}/messages{recording}",

@@ -1,4 +1,5 @@
-"""The ``flows`` command line and the commands' own engines (step examples, replay, demo)."""
+"""The ``flows`` command line, the commands' own engines (step examples, demo) and the
+``flows.commands`` entry points other distributions add commands through."""
 
 from flows.cli.main import main
 

@@ -1,4 +1,5 @@
-"""The ``flows`` command line: validate, bundle, push, test, run, schema, openapi, segment-sink, replay.
+"""The ``flows`` command line: validate, bundle, push, test, run, schema, openapi, replay,
+and the commands installed distributions add (``flows.commands``: ``segment-sink``).
 
 Every failure is reported as clear lines on stderr (``flows: error: ...``)
 with a non-zero exit code; nothing prints a traceback for a user mistake.
@@ -11,14 +12,15 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from importlib.metadata import version
+from collections.abc import Iterable
+from importlib.metadata import EntryPoint, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from collector.event import EventValidationError
+from flows.cli.commands import CommandError, CommandTakenError, Handler, add_installed_commands
 from flows.flowfile.config import FlowError, read_flow_file, resolve_flow
 
 if TYPE_CHECKING:
@@ -27,14 +29,6 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-
-
-class CommandError(Exception):
-    """A user-facing failure: each line is printed after ``flows: error:``."""
-
-    def __init__(self, lines: Sequence[str] | str) -> None:
-        self.lines = [lines] if isinstance(lines, str) else list(lines)
-        super().__init__("\n".join(self.lines))
 
 
 def _load(file: str, flow: str | None) -> Flow:
@@ -209,42 +203,34 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return _write_json(openapi_document(source.settings), args.output)
 
 
-def cmd_segment_sink(args: argparse.Namespace) -> int:
-    from destination_segment.receiver import main as receiver_main
-
-    forwarded = ["--host", args.host, "--port", str(args.port)]
-    if args.record:
-        forwarded += ["--record", args.record]
-    if args.write_key:
-        forwarded += ["--write-key", args.write_key]
-    return receiver_main(forwarded)
-
-
 def cmd_replay(args: argparse.Namespace) -> int:
-    from destination_segment.destination import SegmentDestination
-    from flows.cli.replay import replay_file
+    from collector.replay import replay_file, replayable
 
     try:
         flow = _load(args.flow, args.name)
     except FlowError as error:
         # In this command the flow's name is --name (--flow is the file).
         raise FlowError([line.replace("--flow", "--name") for line in error.errors]) from None
-    settings = {
-        active.id: active.destination.settings
-        for active in flow.collector.destinations
-        if isinstance(active.destination, SegmentDestination)
-    }
-    if not settings:
-        raise CommandError(f"{args.flow}: flow {flow.name!r} has no segment destination")
-    if args.destination is not None and args.destination not in settings:
+    everyone = {active.id: active.destination for active in flow.collector.destinations}
+    replaying = replayable(everyone.values())
+    if not replaying:
+        kinds = ", ".join(f"{d.id} ({d.type})" for d in everyone.values()) or "none"
         raise CommandError(
-            f"--destination: no segment destination {args.destination!r} in flow "
-            f"{flow.name!r}; it has {', '.join(sorted(settings))}"
+            f"{args.flow}: flow {flow.name!r} has no destination that replays dead letters "
+            f"(its destinations: {kinds})"
         )
+    if args.destination is not None and args.destination not in replaying:
+        found = everyone.get(args.destination)
+        what = (
+            f"destination {args.destination!r} ({found.type}) cannot replay dead letters"
+            if found is not None
+            else f"no destination {args.destination!r} in flow {flow.name!r}"
+        )
+        raise CommandError(f"--destination: {what}; those that can: {', '.join(sorted(replaying))}")
     try:
         report = replay_file(
             args.file,
-            settings,
+            everyone,
             destination=args.destination,
             on_problem=lambda line: print(line, file=sys.stderr),
         )
@@ -274,7 +260,9 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(installed: Iterable[EntryPoint] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command: ours, then those of ``installed`` (default: the
+    ``flows.commands`` entry points)."""
     parser = argparse.ArgumentParser(
         prog="flows",
         description="Run walkerOS-style event flows: HTTP in, Segment (and more) out.",
@@ -282,7 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flows {version('walkeros-flows')}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, handler: Callable[[argparse.Namespace], int], help_: str) -> Any:
+    def command(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
+        if name in commands.choices:
+            raise CommandTakenError(f"flows has a {name!r} command already")
         sub = commands.add_parser(name, help=help_, description=help_)
         sub.set_defaults(handler=handler)
         return sub
@@ -354,36 +344,29 @@ def build_parser() -> argparse.ArgumentParser:
     openapi.add_argument("--flow", help="flow name (default: the only one, or 'default')")
     openapi.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
 
-    sink = command(
-        "segment-sink", cmd_segment_sink, "Run a local Segment-compatible receiver (no account)"
-    )
-    sink.add_argument("--host", default="127.0.0.1")
-    sink.add_argument("--port", type=int, default=int(os.environ.get("SEGMENT_SINK_PORT", "9010")))
-    sink.add_argument("--record", help="append every received message to this JSON-lines file")
-    sink.add_argument("--write-key", help="accept only this write key (default: any)")
-
-    replay = command(
-        "replay", cmd_replay, "Send the messages of a dead-letter file to Segment again"
-    )
+    replay = command("replay", cmd_replay, "Send the messages of a dead-letter file again")
     replay.add_argument("file", help="dead-letter file (JSON lines, deadLetterFile)")
     replay.add_argument(
         "--flow",
         required=True,
         metavar="FLOW_FILE",
-        help="flow file or bundle whose segment destination settings (host, write key) to use",
+        help="flow file or bundle whose destination settings (host, write key, url) to use",
     )
     replay.add_argument("--name", help="flow name in it (default: the only one, or 'default')")
     replay.add_argument(
         "--destination",
         metavar="ID",
-        help="segment destination id to send to (default: the one each line records)",
+        help="destination id to send to (default: the one each line records)",
+    )
+    add_installed_commands(
+        command, lambda line: print(f"flows: warning: {line}", file=sys.stderr), installed
     )
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, installed: Iterable[EntryPoint] | None = None) -> int:
     """Entry point of the ``flows`` console command."""
-    parser = build_parser()
+    parser = build_parser(installed)
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))

@@ -5,6 +5,7 @@
 - ``body``: what is sent for an event and for a batch;
 - ``transport``: one request per batch over a pooled httpx client;
 - ``check``: ``flows validate --check`` (connect only);
+- ``replay``: ``flows replay`` of its dead letters, through the same transport;
 - ``destination``: ``ApiDestination``, on ``collector.delivery.BatchSender``.
 """
 

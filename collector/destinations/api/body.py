@@ -68,6 +68,18 @@ class BodyBuilder:
             return orjson.loads(part)
         return _text(part, strict=False)
 
+    def part_from_message(self, message: Any) -> bytes:
+        """The part ``as_message`` made ``message`` of (a dead-letter line's), for a replay.
+
+        Raises EventRejected when JSON cannot hold it.
+        """
+        if not self.batched and self.transform is not None and isinstance(message, str):
+            return message.encode()  # the body text, as the transform returned it
+        try:
+            return orjson.dumps(message, option=JSON_OPTIONS)
+        except (orjson.JSONEncodeError, TypeError) as error:
+            raise EventRejected(f"cannot be sent as JSON: {error}") from None
+
 
 def _text(data: bytes, strict: bool = True) -> str:
     try:

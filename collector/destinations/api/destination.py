@@ -9,7 +9,7 @@ so what is answered 200 always fits in ``maxQueueSize``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from collector.dead_letter import DeadLetterFile, dead_letter_path
@@ -24,8 +24,10 @@ from collector.destination import (
 )
 from collector.destinations.api.body import BodyBuilder
 from collector.destinations.api.check import check_connection
+from collector.destinations.api.replay import replay as replay_bodies
 from collector.destinations.api.settings import ApiSettings
 from collector.destinations.api.transport import HttpTransport
+from collector.replay import DeadLetterRecord, ReplayOutcome
 
 NO_URL = Skipped("no url")
 
@@ -127,6 +129,11 @@ class ApiDestination(Destination[ApiSettings]):
 
     def check_connection(self) -> ConnectionReport:
         return check_connection(self.settings)
+
+    def replay(self, records: Iterable[DeadLetterRecord], outcome: ReplayOutcome) -> None:
+        """Send dead-lettered bodies again through this destination's transport, each request
+        tried once (``collector.destinations.api.replay``)."""
+        replay_bodies(self.settings, self.body, records, outcome)
 
     def stats(self) -> dict[str, int]:
         return metrics(
