@@ -125,6 +125,19 @@ class ShutdownReport:
     timed_out: bool = False
     detail: str = ""
 
+    @classmethod
+    def after_flush(
+        cls, undelivered: int, timed_out: bool, left: int, in_flight: int, noun: str
+    ) -> ShutdownReport:
+        """The report of a queue flushed against a deadline: ``left`` queued and
+        ``in_flight`` ``noun``s (items, messages) not sent when it ran out."""
+        detail = "flushed"
+        if timed_out:
+            detail = f"{left} queued {noun}(s) not sent before the shutdown deadline"
+            if in_flight:
+                detail += f"; {in_flight} {noun}(s) still in flight"
+        return cls(undelivered=undelivered, timed_out=timed_out, detail=detail)
+
 
 @dataclass(slots=True)
 class ConnectionReport:

@@ -251,16 +251,7 @@ class SegmentClient:
                 len(left) + max(0, in_flight - abandoned) + (self.stats.failed - failed_before)
             )
         self._client = None
-        return ShutdownReport(
-            undelivered=undelivered,
-            timed_out=timed_out,
-            detail=(
-                f"{len(left)} queued message(s) not sent before the shutdown deadline"
-                + (f"; {in_flight} message(s) still in flight" if in_flight else "")
-                if timed_out
-                else "flushed"
-            ),
-        )
+        return ShutdownReport.after_flush(undelivered, timed_out, len(left), in_flight, "message")
 
     def alive_consumers(self) -> int:
         return sum(1 for c in self._consumers if c.is_alive())

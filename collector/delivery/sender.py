@@ -321,13 +321,4 @@ class BatchSender(Generic[T]):
                 self._run = None  # a later put starts afresh
         undelivered = self.stats.failed - failed_before
         held = sum(len(batch.items) for batch in in_flight)
-        return ShutdownReport(
-            undelivered=undelivered,
-            timed_out=timed_out,
-            detail=(
-                f"{len(left)} queued item(s) not sent before the shutdown deadline"
-                + (f"; {held} item(s) still in flight" if held else "")
-                if timed_out
-                else "flushed"
-            ),
-        )
+        return ShutdownReport.after_flush(undelivered, timed_out, len(left), held, "item")
