@@ -13,7 +13,7 @@ from pathlib import Path
 
 from flows.cli.main import main as flows_main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO_FLOW = ROOT / "examples" / "shop.flow.json"
 EXAMPLE_EVENTS = ROOT / "examples" / "events" / "journey.json"
 
