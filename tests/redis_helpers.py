@@ -33,8 +33,10 @@ class RedisServer:
     def start(self) -> None:
         """Start on the same port and wait until it answers PING (10 s at most)."""
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "no", "--dir", str(self.directory)],
+            [
+                *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--dir", str(self.directory)),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -46,7 +48,9 @@ class RedisServer:
                     break
             except redis.ConnectionError:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"redis-server on port {self.port} did not start")
+                    raise AssertionError(
+                        f"redis-server on port {self.port} did not start"
+                    ) from None
                 time.sleep(0.02)
         client.close()
 

@@ -146,7 +146,7 @@ class RedisStore(Store[RedisSettings]):
 
     def get(self, key: str) -> Any | None:
         raw = self.client().get(self.prefix + key)
-        return None if raw is None else orjson.loads(raw)  # type: ignore[arg-type]
+        return None if raw is None else orjson.loads(raw)
 
     def set(self, key: str, value: Any, ttl: float | None = None) -> None:
         data = orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
