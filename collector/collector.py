@@ -10,6 +10,7 @@ import itertools
 import logging
 import threading
 from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -235,6 +236,29 @@ def build_destination(
     return ActiveDestination(destination, mapping, common.consent)
 
 
+class _Request:
+    """``Collector.request``'s block: begin, then end even when a push raised."""
+
+    __slots__ = ("destinations",)
+
+    def __init__(self, destinations: list[Destination[Any]]) -> None:
+        self.destinations = destinations
+
+    def __enter__(self) -> None:
+        for destination in self.destinations:
+            destination.begin_request()
+
+    def __exit__(self, *_: object) -> None:
+        for destination in self.destinations:
+            try:
+                destination.end_request()
+            except Exception:
+                logger.exception("destination %s failed to end a request", destination.id)
+
+
+_NO_REQUEST = nullcontext()
+
+
 def _secrets(settings: BaseModel) -> list[str]:
     """The destination's secret settings, kept out of its dead-letter reasons.
 
@@ -298,6 +322,7 @@ class Collector:
         """Stores and transformers: started before and shut down after the destinations."""
         self.transformer_stats: dict[str, Any] = {}
         """Each transformer's counters (``TransformerStats``) by id, for metrics."""
+        self._per_request: list[Destination[Any]] = []
 
     def add_steps(self, steps: list[Step[Any]]) -> None:
         """Add stores and transformers to start and shut down with the flow; before ``start``."""
@@ -316,11 +341,21 @@ class Collector:
                 step.init()
             for active in self.destinations:
                 active.destination.init()
+            self._per_request = [
+                active.destination
+                for active in self.destinations
+                if type(active.destination).end_request is not Destination.end_request
+            ]
             self._started = True
 
     @property
     def ready(self) -> bool:
         return self._started
+
+    def request(self) -> AbstractContextManager[None]:
+        """Around the pushes of one request's events (on one thread): destinations that
+        work per request (``Destination.end_request``) do it when the block ends."""
+        return _Request(self._per_request) if self._per_request else _NO_REQUEST
 
     def prepare(self, raw: Any) -> Event:
         """Validate and enrich one event without sending it (raises EventValidationError)."""

@@ -23,6 +23,7 @@ from collector.mapping import CompiledRule
 from collector.mapping_config import Rules, ValueConfig
 from collector.paths import UNDEFINED
 from collector.replay import CannotReplayError, DeadLetterRecord, ReplayOutcome
+from collector.store import Store
 
 BatchSize = Annotated[int, Field(ge=1)]
 
@@ -178,6 +179,25 @@ class Destination(ABC, Generic[SettingsT]):
         A destination whose state should be one across workers (not per process)
         sets up shared memory here; ``init`` then runs in each worker.
         """
+
+    def use_stores(self, stores: Mapping[str, Store[Any]], path: str) -> None:
+        """Called once at load with the flow's stores by id, before ``init``.
+
+        A destination whose settings name a store looks it up here; an id that
+        is not there is a ``ConfigError`` under ``path`` (the destination's
+        config path, ``flows.NAME.destinations.ID``).
+        """
+
+    def begin_request(self) -> None:
+        """The events of one request follow on this thread, then ``end_request``.
+
+        A destination may hold their work until then, to do it together (the
+        Segment destination asks its de-dup store once per request). Only
+        destinations that override ``end_request`` are called.
+        """
+
+    def end_request(self) -> None:
+        """Finish what ``begin_request`` held back; must not raise."""
 
     @abstractmethod
     def push(self, event: Mapping[str, Any], context: PushContext) -> Skipped | None:

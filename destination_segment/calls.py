@@ -7,7 +7,7 @@ examples without mocks. ``client.py`` decides how to send.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -28,6 +28,8 @@ class SegmentCall:
     type: CallType
     params: dict[str, Any]
     dedup_key: Hashable | None = None
+    fingerprint: Any = None
+    """The traits' fingerprint, kept for a de-dup decided after the call was built."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -78,6 +80,8 @@ class CallPlan:
     integrations: dict[str, Any] | None
     identities: SeenMemory = field(default_factory=SeenCache)
     groups: SeenMemory = field(default_factory=SeenCache)
+    fingerprint: Callable[[Any], Any] = traits_fingerprint
+    """How traits are fingerprinted; a shared store needs one that is stable across processes."""
 
     @classmethod
     def from_settings(cls, settings: SegmentSettings, path: str = "settings") -> CallPlan:
@@ -186,14 +190,15 @@ class CallPlan:
         traits = resolved.get("traits")
         traits = traits if type(traits) is dict else None
         key = ("u", user_id) if user_id else ("a", identity.get("anonymousId"))
-        if not self.identities.changed(key, traits_fingerprint(traits)):
+        fingerprint = self.fingerprint(traits)
+        if not self.identities.changed(key, fingerprint):
             return None
         params = dict(identity)
         if user_id:
             params["userId"] = user_id
         if traits is not None:
             params["traits"] = traits
-        return SegmentCall("identify", params, dedup_key=key)
+        return SegmentCall("identify", params, key, fingerprint)
 
     def _group(
         self,
@@ -212,12 +217,13 @@ class CallPlan:
         traits = traits if type(traits) is dict else None
         # A group call ties a user to a group: remember it per user and group.
         key = (identity.get("userId") or identity.get("anonymousId"), group_id)
-        if not self.groups.changed(key, traits_fingerprint(traits)):
+        fingerprint = self.fingerprint(traits)
+        if not self.groups.changed(key, fingerprint):
             return None
         params = {**identity, "groupId": group_id}
         if traits is not None:
             params["traits"] = traits
-        return SegmentCall("group", params, dedup_key=key)
+        return SegmentCall("group", params, key, fingerprint)
 
     def _consent_context(self, event: Mapping[str, Any]) -> dict[str, bool] | None:
         if not self.consent:

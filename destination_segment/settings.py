@@ -20,6 +20,8 @@ from destination_segment.sdk import SDK_BATCH_PATH
 
 SEGMENT_HOST = "https://api.segment.io"
 SEGMENT_EU_HOST = "https://events.eu1.segmentapis.com"
+DEDUP_TTL = 30 * 24 * 3600
+"""How long a shared de-dup store remembers an identity, in seconds: 30 days."""
 DEFAULT_ANONYMOUS_ID: list[ValueConfig] = ["user.session", "user.device", "user.hash"]
 """walkerOS's ids of a visitor without a userId, most specific first: a session id, a device
 (cookie) id, then the cookieless hash a fingerprint transformer writes."""
@@ -84,6 +86,21 @@ class SegmentSettings(BaseModel):
     gzip: StrictBool = Field(False, description="Gzip request bodies")
     dedup_cache_size: int = Field(
         100_000, alias="dedupCacheSize", ge=1, description="Identities remembered for de-dup"
+    )
+    dedup_store: StrictStr | None = Field(
+        None,
+        alias="dedupStore",
+        min_length=1,
+        description=(
+            "Id of a flow store (e.g. a redis store) holding the identify/group memory, so "
+            "replicas and workers share it; none: this process's own memory (dedupCacheSize)"
+        ),
+    )
+    dedup_ttl: int = Field(
+        DEDUP_TTL,
+        alias="dedupTtl",
+        ge=1,
+        description="With dedupStore: seconds an identity is remembered after it was sent (30 days)",
     )
     dead_letter_file: StrictStr | None = Field(
         DEFAULT_TEMPLATE,

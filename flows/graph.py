@@ -91,6 +91,7 @@ def build_flow(resolved: ResolvedFlow) -> Flow:
             active = build_destination(
                 destination_id, cls, _known(config), path=path, settings=settings
             )
+            active.destination.use_stores(stores, path)
             before = _chain(
                 ref.get("before"), links, transformers, f"{path}.before", allow_many=False
             )

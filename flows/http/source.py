@@ -399,25 +399,26 @@ class CollectorApp:
         chain = self.chain
         rejected: list[dict[str, Any]] = []
         accepted = 0
-        for index, raw in enumerate(events):
-            problem = None if checked else check_limits(raw, limits)
-            if problem is not None:
-                rejected.append(_rejection(index, [problem]))
-                continue
-            if ingest and isinstance(raw, dict):
-                raw = _with_ingest(raw, ingest)
-            try:
-                if request is None:
-                    refusals = push(raw).refusals
-                else:
-                    refusals = push(raw, chain, dict(request)).refusals
-            except EventValidationError as error:
-                rejected.append(_rejection(index, error.errors))
-                continue
-            if refusals is not None:  # a destination can never send it: say so now
-                rejected.append(_rejection(index, _refused(refusals)))
-                continue
-            accepted += 1
+        with self.collector.request():  # a destination may finish the request's events together
+            for index, raw in enumerate(events):
+                problem = None if checked else check_limits(raw, limits)
+                if problem is not None:
+                    rejected.append(_rejection(index, [problem]))
+                    continue
+                if ingest and isinstance(raw, dict):
+                    raw = _with_ingest(raw, ingest)
+                try:
+                    if request is None:
+                        refusals = push(raw).refusals
+                    else:
+                        refusals = push(raw, chain, dict(request)).refusals
+                except EventValidationError as error:
+                    rejected.append(_rejection(index, error.errors))
+                    continue
+                if refusals is not None:  # a destination can never send it: say so now
+                    rejected.append(_rejection(index, _refused(refusals)))
+                    continue
+                accepted += 1
         stats.accepted += accepted
         if not rejected:
             return 200, b'{"ok":true,"accepted":%d}' % accepted, [_JSON]
