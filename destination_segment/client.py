@@ -184,11 +184,12 @@ class SegmentClient:
     def release(self, messages: int) -> None:
         self.room.release(messages)
 
-    def _uploaded(self, delivered: int, seconds: float) -> None:
-        """A consumer finished an upload: count what Segment accepted, time it."""
+    def _uploaded(self, size: int, delivered: bool, seconds: float) -> None:
+        """A consumer finished an upload of ``size`` messages: time it, count what Segment took."""
         self.stats.upload_seconds.observe(seconds)
+        self.stats.batch_size.observe(size)
         if delivered:
-            self.stats.add("delivered", delivered)
+            self.stats.add("delivered", size)
 
     def queue_depth(self) -> int:
         client = self._client

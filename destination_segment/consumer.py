@@ -54,12 +54,12 @@ class ShutdownSafeConsumer(Consumer):  # type: ignore[misc]  # the SDK is untype
         message_sizes: dict[int, int] | None = None,
         gathering: threading.Lock | None = None,
         accounting: threading.Lock | None = None,
-        on_uploaded: Callable[[int, float], None] | None = None,
+        on_uploaded: Callable[[int, bool, float], None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._uploaded = on_uploaded
-        """Told (messages delivered, seconds) after each batch upload; 0 when it failed."""
+        """Told (messages in the batch, delivered?, seconds) after each batch upload."""
         self._sizes = message_sizes if message_sizes is not None else {}
         self._gathering = gathering or threading.Lock()
         self._accounting = accounting or threading.Lock()
@@ -93,12 +93,12 @@ class ShutdownSafeConsumer(Consumer):  # type: ignore[misc]  # the SDK is untype
             response = super().request(batch)
         except BaseException:
             if self._uploaded is not None:
-                self._uploaded(0, time.monotonic() - started)
+                self._uploaded(len(batch), False, time.monotonic() - started)
             raise
         with self._state:
             self._held = None  # delivered: nothing left to abandon
         if self._uploaded is not None:
-            self._uploaded(len(batch), time.monotonic() - started)
+            self._uploaded(len(batch), True, time.monotonic() - started)
         return response
 
     def abandon(self) -> list[dict[str, Any]] | None:

@@ -263,6 +263,7 @@ class BatchSender(Generic[T]):
             if not owned:
                 return
             self.stats.upload_seconds.observe(seconds)
+            self.stats.batch_size.observe(len(batch.items))
             if reason is None:
                 self.stats.add("delivered", len(batch.items))
             else:

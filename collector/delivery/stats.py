@@ -5,7 +5,8 @@ or ``failed`` (given up: a refusal, retries used up, the shutdown deadline),
 and a failed one is written to the dead-letter file. ``flows.server.metrics`` shows
 ``Destination.stats()`` as ``flows_destination_messages_total{outcome}`` (the
 queue gauges apart) and ``histograms()["upload_seconds"]`` as
-``flows_destination_upload_seconds``; ``metrics()`` below builds both the
+``flows_destination_upload_seconds`` (``batch_size`` as
+``flows_destination_batch_size``); ``metrics()`` below builds both the
 same way for each destination that uses this package.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from collector.dead_letter import DeadLetterFile
-from collector.histogram import Histogram
+from collector.histogram import BATCH_BUCKETS, Histogram
 
 Outcome = Literal["queued", "delivered", "dropped_queue_full", "rejected", "failed"]
 
@@ -35,6 +36,8 @@ class DeliveryStats:
     """Given up after queueing; each is written to the dead-letter file."""
     upload_seconds: Histogram = field(default_factory=Histogram)
     """How long each batch took to upload, retries included."""
+    batch_size: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS))
+    """How many messages each upload carried (delivered or not)."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, outcome: Outcome, count: int = 1) -> None:
@@ -66,4 +69,7 @@ def metrics(
 
 def histograms(stats: DeliveryStats) -> dict[str, dict[str, Any]]:
     """``Destination.histograms()`` for a destination that delivers."""
-    return {"upload_seconds": stats.upload_seconds.snapshot()}
+    return {
+        "upload_seconds": stats.upload_seconds.snapshot(),
+        "batch_size": stats.batch_size.snapshot(),
+    }

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 from collections.abc import Callable, Iterator
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -193,6 +195,11 @@ def _destinations(destinations: dict[str, Any]) -> Iterator[Metric]:
         "Time to upload one batch, retries included",
         labels=["destination"],
     )
+    sizes = HistogramMetricFamily(
+        "flows_destination_batch_size",
+        "Messages per uploaded batch (delivered or not)",
+        labels=["destination"],
+    )
     gauges = GaugeMetricFamily(
         "flows_destination_queue",
         "Destination queue depth and capacity",
@@ -210,13 +217,15 @@ def _destinations(destinations: dict[str, Any]) -> Iterator[Metric]:
                 gauges.add_metric([destination_id, key.removeprefix("queue_")], value)
             else:
                 messages.add_metric([destination_id, key], value)
-        upload = counted.get("histograms", {}).get("upload_seconds")
-        if upload:
-            uploads.add_metric([destination_id], _cumulative(upload["buckets"]), upload["sum"])
+        histograms = counted.get("histograms", {})
+        for family, name in ((uploads, "upload_seconds"), (sizes, "batch_size")):
+            if found := histograms.get(name):
+                family.add_metric([destination_id], _cumulative(found["buckets"]), found["sum"])
     yield outcomes
     yield messages
     yield gauges
     yield uploads
+    yield sizes
 
 
 def _cumulative(counts: dict[str, int]) -> list[tuple[str, float]]:
@@ -229,10 +238,45 @@ def _cumulative(counts: dict[str, int]) -> list[tuple[str, float]]:
     return buckets
 
 
+class BuildInfo(MetricsCollector):
+    """``flows_build_info{version, python, segment_sdk} 1``: what runs, read once at start."""
+
+    def __init__(self) -> None:
+        self.labels = [
+            _installed("walkeros-flows"),
+            platform.python_version(),
+            _installed("segment-analytics-python"),
+        ]
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "flows_build_info",
+            "Always 1; the labels say which release of flows, Python and the Segment SDK run",
+            labels=["version", "python", "segment_sdk"],
+        )
+        info.add_metric(self.labels, 1)
+        yield info
+
+
+def _installed(distribution: str) -> str:
+    """The installed version of ``distribution`` ("" when it is not installed)."""
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return ""
+
+
 def metrics_renderer(
     collector: Collector, source: HttpSource, shared: SharedSnapshots | None = None
 ) -> Callable[[], bytes]:
-    """A function that renders the current metrics in the Prometheus text format."""
+    """A function that renders the current metrics in the Prometheus text format.
+
+    Besides the flow's counters (summed over the workers): ``flows_build_info``
+    and the standard ``process_*`` metrics (CPU, memory, open files) of the
+    process that answers the scrape; with ``--workers`` that is one worker's own.
+    """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(FlowMetrics(collector, source, shared))
+    registry.register(BuildInfo())
+    ProcessCollector(registry=registry)
     return lambda: generate_latest(registry)
