@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from collector.delivery import DeliveryStats, QueueRoom, RetryPolicy
+from collector.delivery.health import UploadHealth
 from collector.delivery.sender import IN_FLIGHT_AT_DEADLINE
 from collector.destination import ShutdownReport
 from destination_segment.calls import SegmentCall
@@ -57,6 +58,8 @@ class SegmentClient:
         self.room = QueueRoom(settings.max_queue_size, self.queue_depth)
         """``maxQueueSize`` beside the queued messages, held by admitted requests (see reserve)."""
         self.policy = retry_policy(settings)
+        self.health = UploadHealth(logger, "segment")
+        """Logs when uploads start failing and when they recover (not every batch)."""
         self._on_failure = on_failure
         self._write_key = settings.write_key.get_secret_value()
         self._client: FastEnqueueClient | None = None
@@ -184,12 +187,16 @@ class SegmentClient:
     def release(self, messages: int) -> None:
         self.room.release(messages)
 
-    def _uploaded(self, size: int, delivered: bool, seconds: float) -> None:
-        """A consumer finished an upload of ``size`` messages: time it, count what Segment took."""
+    def _uploaded(self, size: int, error: BaseException | None, seconds: float) -> None:
+        """A consumer finished an upload of ``size`` messages: time it, count what Segment
+        took, and say when uploads start failing and when they work again."""
         self.stats.upload_seconds.observe(seconds)
         self.stats.batch_size.observe(size)
-        if delivered:
+        if error is None:
             self.stats.add("delivered", size)
+            self.health.succeeded()
+        else:
+            self.health.failed(first_line(error, [self._write_key]))
 
     def queue_depth(self) -> int:
         client = self._client
@@ -203,7 +210,12 @@ class SegmentClient:
         try:
             reason = first_line(error, [self._write_key])
             self.stats.add("failed", len(batch))
-            logger.error("segment: %d message(s) not delivered: %s", len(batch), reason)
+            logger.error(
+                "segment: %d message(s) not delivered: %s",
+                len(batch),
+                reason,
+                extra={"destination": "segment"},
+            )
             if self._on_failure is not None:
                 self._on_failure(batch, reason)
         except BaseException:  # a raise here would kill the SDK consumer thread

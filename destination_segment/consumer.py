@@ -54,12 +54,13 @@ class ShutdownSafeConsumer(Consumer):  # type: ignore[misc]  # the SDK is untype
         message_sizes: dict[int, int] | None = None,
         gathering: threading.Lock | None = None,
         accounting: threading.Lock | None = None,
-        on_uploaded: Callable[[int, bool, float], None] | None = None,
+        on_uploaded: Callable[[int, BaseException | None, float], None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self._uploaded = on_uploaded
-        """Told (messages in the batch, delivered?, seconds) after each batch upload."""
+        """Told (messages in the batch, the error or None when delivered, seconds) after
+        each batch upload (the SDK's retries included)."""
         self._sizes = message_sizes if message_sizes is not None else {}
         self._gathering = gathering or threading.Lock()
         self._accounting = accounting or threading.Lock()
@@ -91,14 +92,14 @@ class ShutdownSafeConsumer(Consumer):  # type: ignore[misc]  # the SDK is untype
         started = time.monotonic()
         try:
             response = super().request(batch)
-        except BaseException:
+        except BaseException as error:
             if self._uploaded is not None:
-                self._uploaded(len(batch), False, time.monotonic() - started)
+                self._uploaded(len(batch), error, time.monotonic() - started)
             raise
         with self._state:
             self._held = None  # delivered: nothing left to abandon
         if self._uploaded is not None:
-            self._uploaded(len(batch), True, time.monotonic() - started)
+            self._uploaded(len(batch), None, time.monotonic() - started)
         return response
 
     def abandon(self) -> list[dict[str, Any]] | None:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Final, Generic, Protocol, TypeVar
 
 from collector.dead_letter import first_line
+from collector.delivery.health import UploadHealth
 from collector.delivery.retry import RetryPolicy
 from collector.delivery.room import QueueRoom
 from collector.delivery.stats import DeliveryStats
@@ -119,6 +120,8 @@ class BatchSender(Generic[T]):
         self.stats = DeliveryStats()
         self.room = QueueRoom(capacity, self.depth)
         self.logger = logging.getLogger(f"flows.destination.{name}")
+        self.health = UploadHealth(self.logger, name)
+        """Logs when uploads start failing (the first failed attempt) and when they recover."""
         self._open = open_transport
         self._threads = threads
         self._on_failure = on_failure
@@ -234,6 +237,7 @@ class BatchSender(Generic[T]):
             try:
                 run.transport.send(batch.items)
             except SendError as error:
+                self.health.failed(error.reason)
                 delay = attempts.next_delay(error.retry_after) if error.retryable else None
                 if delay is None:
                     tries = attempts.retries + 1
@@ -246,8 +250,10 @@ class BatchSender(Generic[T]):
                 reason = (
                     f"upload failed: {type(error).__name__}: {first_line(error, self._secrets)}"
                 )
+                self.health.failed(reason)
                 break
             else:
+                self.health.succeeded()
                 self._settle(run, batch, None, time.monotonic() - started)
                 return
         self._settle(run, batch, reason, time.monotonic() - started)
@@ -275,7 +281,13 @@ class BatchSender(Generic[T]):
             return
         self.stats.add("failed", len(items))
         try:
-            self.logger.error("%s: %d item(s) not delivered: %s", self.name, len(items), reason)
+            self.logger.error(
+                "%s: %d item(s) not delivered: %s",
+                self.name,
+                len(items),
+                reason,
+                extra={"destination": self.name},
+            )
             if self._on_failure is not None:
                 self._on_failure(items, reason)
         except Exception:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 from collections.abc import Iterable
@@ -148,9 +147,10 @@ def _read_events(source: str) -> list[Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from flows.server.logs import configure_logging
     from flows.server.serving import ListenError, serve
 
-    _configure_logging(args.log_level)
+    configure_logging(args.log_level, args.log_format)
     flow = _load(args.file, args.flow)
     source = _http_source(args.file, flow)
 
@@ -168,6 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             shutdown_timeout=args.shutdown_timeout,
             ready_message=announce,
             workers=args.workers,
+            access_log=args.access_log,
         )
     except ListenError as error:
         raise CommandError(str(error)) from None
@@ -245,14 +246,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -325,6 +318,19 @@ def build_parser(installed: Iterable[EntryPoint] | None = None) -> argparse.Argu
         default=os.environ.get("FLOWS_LOG_LEVEL", "info"),
         choices=["debug", "info", "warning", "error"],
         help="log level (default: FLOWS_LOG_LEVEL, else info)",
+    )
+    run.add_argument(
+        "--log-format",
+        default=os.environ.get("FLOWS_LOG_FORMAT", "text"),
+        choices=["text", "json"],
+        help="log lines as text or one JSON object each (default: FLOWS_LOG_FORMAT, else text)",
+    )
+    run.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=os.environ.get("FLOWS_ACCESS_LOG", "") not in ("", "0", "false", "no"),
+        help="log one line per HTTP request as flows.http.access (default: off, "
+        "on when FLOWS_ACCESS_LOG=1)",
     )
     run.add_argument(
         "-v",

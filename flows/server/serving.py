@@ -164,6 +164,7 @@ def serve(
     shutdown_timeout: float = 10.0,
     ready_message: Callable[[str], None] | None = None,
     workers: int = 1,
+    access_log: bool = False,
 ) -> int:
     """Serve until a stop signal, then flush the destinations; returns the exit code."""
     settings = source.settings
@@ -182,6 +183,7 @@ def serve(
             workers=workers,
             shutdown_timeout=shutdown_timeout,
             ready_message=ready_message,
+            access_log=access_log,
         )
     try:
         return serve_socket(
@@ -190,6 +192,7 @@ def serve(
             sock,
             shutdown_timeout,
             on_listening=(lambda: ready_message(url)) if ready_message else None,
+            access_log=access_log,
         )
     finally:
         sock.close()
@@ -201,10 +204,16 @@ def serve_socket(
     sock: socket.socket,
     shutdown_timeout: float,
     on_listening: Callable[[], None] | None = None,
+    *,
+    access_log: bool = False,
 ) -> int:
     """One server process on a bound socket: serve, then flush; returns the exit code."""
     server = make_server(
-        source.app(collector), shutdown_timeout, on_listening=on_listening, limits=source.settings
+        source.app(collector),
+        shutdown_timeout,
+        on_listening=on_listening,
+        limits=source.settings,
+        access_log=access_log,
     )
     tune_gc()
     with contextlib.suppress(SystemExit):  # uvicorn exits with 3 when the startup failed
@@ -220,7 +229,13 @@ def serve_socket(
     for destination_id, report in reports.items():
         lost += report.undelivered
         level = logging.WARNING if report.undelivered else logging.INFO
-        logger.log(level, "destination %s: %s", destination_id, report.detail or "stopped")
+        logger.log(
+            level,
+            "destination %s: %s",
+            destination_id,
+            report.detail or "stopped",
+            extra={"destination": destination_id},
+        )
     logger.info("stopped%s", f"; {lost} message(s) not delivered" if lost else "")
     return 0
 
@@ -281,11 +296,14 @@ def make_server(
     *,
     limits: HttpSettings | None = None,
     httptools: bool | None = None,
+    access_log: bool = False,
 ) -> FlowServer:
-    """The uvicorn server for ``app``: fast stack, no access log, bounded graceful stop,
-    and the connection limits of ``limits`` (the http source's settings; default ones if None).
+    """The uvicorn server for ``app``: fast stack, bounded graceful stop, and the
+    connection limits of ``limits`` (the http source's settings; default ones if None).
 
     ``httptools=False`` serves with the pure-Python h11 protocol, as without httptools.
+    ``access_log=True`` logs a line per request on ``uvicorn.access`` (shown as
+    ``flows.http.access`` by ``flows.server.logs``); off, a request logs nothing.
     """
     settings = limits if limits is not None else HttpSettings.model_validate({})
     connection_limits = ConnectionLimits.from_settings(settings)
@@ -295,7 +313,7 @@ def make_server(
     config = uvicorn.Config(
         quiet_when_gone(app),
         lifespan="on",
-        access_log=False,
+        access_log=access_log,
         log_config=None,
         server_header=False,
         date_header=False,
@@ -306,6 +324,8 @@ def make_server(
         # typed int by uvicorn, but only handed to loop.call_later, which takes float seconds
         timeout_keep_alive=connection_limits.keep_alive_timeout,  # type: ignore[arg-type]
     )
+    if access_log:  # an earlier server in this process may have switched it off
+        logging.getLogger("uvicorn.access").propagate = True
     return FlowServer(
         config,
         on_listening,

@@ -33,6 +33,7 @@ def serve_workers(
     workers: int,
     shutdown_timeout: float,
     ready_message: Callable[[str], None] | None = None,
+    access_log: bool = False,
 ) -> int:
     """Fork ``workers`` servers on ``sock``; returns 0 when all of them stopped cleanly."""
     shared_dir = Path(tempfile.mkdtemp(prefix="flows-metrics-"))
@@ -41,7 +42,14 @@ def serve_workers(
 
     def serve_one(index: int, on_listening: Callable[[], None]) -> int:
         source.shared = SharedSnapshots(shared_dir, index)
-        return serve_socket(collector, source, sock, shutdown_timeout, on_listening=on_listening)
+        return serve_socket(
+            collector,
+            source,
+            sock,
+            shutdown_timeout,
+            on_listening=on_listening,
+            access_log=access_log,
+        )
 
     try:
         return prefork(
