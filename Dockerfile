@@ -10,7 +10,7 @@ ARG FLOW_FILE=examples/shop.flow.json
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 RUN python -m venv /opt/flows
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY collector ./collector
 COPY destination_segment ./destination_segment
 COPY flows ./flows

@@ -1,20 +1,29 @@
 # Two entry points for a fresh machine with only python3:
-#   make run   - the demo flow with a local Segment-compatible receiver
-#   make test  - lint, type-check and the whole test suite
+#   make run   - the demo flow with a local Segment-compatible receiver (runtime packages only)
+#   make test  - lint, type-check and the whole test suite (with the dev extras)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 
 .PHONY: run test lint typecheck unit bench coverage mutate clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-run: $(STAMP)
+# What running needs: the package and its dependencies, no test tools.
+$(RUNTIME_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+# Everything `make test` and the other targets use: the dev extras too.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP) $(RUNTIME_STAMP)
+
+run: $(RUNTIME_STAMP)
 	$(BIN)/python -m flows.cli.demo
 
 lint: $(STAMP)
