@@ -1,14 +1,16 @@
 """``make run``: the demo shop flow with a local Segment-compatible receiver.
 
-Starts the receiver (unless a real Segment write key is set and no host
-override), then serves examples/shop.flow.json, and prints where to POST
-events and where to read what Segment would receive.
+Starts the receiver (unless a real Segment write key or a host is set), then
+serves examples/shop.flow.json, and prints where to POST events and where to
+read what Segment would receive. With ``SEGMENT_WRITE_KEY`` alone the events go
+to real Segment: the flow's own host default (the local receiver) must not win.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from flows.cli.main import main as flows_main
@@ -18,14 +20,30 @@ DEMO_FLOW = ROOT / "examples" / "shop.flow.json"
 EXAMPLE_EVENTS = ROOT / "examples" / "events" / "journey.json"
 
 
+REAL_SEGMENT_HOST = "https://api.segment.io"
+"""Segment's own API (the SDK's default host), where a write key alone sends."""
+
+
+def segment_target(env: Mapping[str, str]) -> str | None:
+    """Where the demo sends: ``SEGMENT_HOST`` when set, real Segment for a write key
+    alone, else None: the local receiver."""
+    if env.get("SEGMENT_HOST"):
+        return env["SEGMENT_HOST"]
+    if env.get("SEGMENT_WRITE_KEY"):
+        return REAL_SEGMENT_HOST
+    return None
+
+
 def main() -> int:
     """Run the receiver and the demo flow together until Ctrl-C."""
     from destination_segment.receiver import SegmentReceiver
 
     port = int(os.environ.get("PORT", "8080"))
-    real_segment = "SEGMENT_WRITE_KEY" in os.environ and "SEGMENT_HOST" not in os.environ
+    target = segment_target(os.environ)
     receiver = None
-    if not real_segment:
+    if target is not None:
+        os.environ["SEGMENT_HOST"] = target
+    else:
         sink_port = int(os.environ.get("SEGMENT_SINK_PORT", "9010"))
         record = ROOT / "out" / "segment-received.jsonl"
         record.parent.mkdir(exist_ok=True)
@@ -43,7 +61,7 @@ def main() -> int:
                     f"what Segment would receive: curl -s {receiver.url}/messages "
                     f"(also appended to {record.relative_to(ROOT)})"
                     if receiver is not None
-                    else "sending to real Segment (SEGMENT_WRITE_KEY is set)"
+                    else f"sending to {target} (SEGMENT_WRITE_KEY / SEGMENT_HOST are set)"
                 ),
                 f"metrics: curl -s http://127.0.0.1:{port}/metrics; stop with Ctrl-C",
             ]
