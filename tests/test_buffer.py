@@ -28,7 +28,7 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
         yield running
 
 
-def write_flow(tmp_path: Path, **buffer: Any) -> Path:
+def write_flow(tmp_path: Path, segment: dict[str, Any] | None = None, **buffer: Any) -> Path:
     flow = {
         "version": 4,
         "flows": {
@@ -54,6 +54,7 @@ def write_flow(tmp_path: Path, **buffer: Any) -> Path:
                                 "writeKey": "wk-buffer",
                                 "host": "$env.SEGMENT_HOST",
                                 "flushInterval": 50,
+                                **(segment or {}),
                             }
                         },
                     }
@@ -220,3 +221,39 @@ def test_the_buffer_at_max_length_answers_503_with_retry_after(
         with server.client() as redis_client:
             assert redis_client.xlen("flows:buffer:default") == 5
         assert "flows_buffer_full_total 1" in client.get(url + "/metrics").text
+
+
+def test_entries_beyond_the_destination_queue_go_in_parts_none_dropped(
+    server: RedisServer, segment_receiver: SegmentReceiver, tmp_path: Path
+) -> None:
+    flow = write_flow(tmp_path, {"maxQueueSize": 7})
+    env = {"SEGMENT_HOST": segment_receiver.url, "REDIS_URL": server.url}
+    with flows_running(flow, env=env) as (process, url, _), httpx.Client(timeout=5) as client:
+        response = post(client, url, {"batch": [event(n) for n in range(40)]})
+        assert response.status_code == 200, response.text
+        delivered(segment_receiver, expected(list(range(40))), 30)
+        text = client.get(url + "/metrics").text
+        messages = 'flows_destination_messages_total{destination="segment",outcome='
+        assert messages + '"dropped_queue_full"} 0.0' in text, text
+        assert messages + '"delivered"} 40.0' in text, text
+        assert "flows_buffer_acked_total 40" in text, text
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0
+
+
+def test_workers_each_read_the_buffer_and_deliver_everything(
+    server: RedisServer, segment_receiver: SegmentReceiver, tmp_path: Path
+) -> None:
+    flow = write_flow(tmp_path)
+    env = {"SEGMENT_HOST": segment_receiver.url, "REDIS_URL": server.url}
+    with flows_running(flow, "--workers", "2", env=env) as (process, url, banner):
+        assert "(2 workers)" in banner
+        for n in range(20):
+            with httpx.Client(timeout=5) as client:  # a new connection each: both workers
+                assert post(client, url, [event(n * 2), event(n * 2 + 1)]).status_code == 200
+        delivered(segment_receiver, expected(list(range(40))), 30)
+        with server.client() as client:
+            consumers = client.xinfo_consumers("flows:buffer:default", "segment")
+        assert len(consumers) == 2, consumers
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(15) == 0

@@ -156,31 +156,54 @@ class BufferReader:
 
     def _deliver(self, entries: list[Entry]) -> None:
         """Push the entries' events, wait until the destination settled them, then ack."""
-        active = self.active
-        destination = active.destination
-        collector = self.collector
-        held = destination.reserve(len(entries))
-        try:
-            with collector.request_for(active):
-                for _id, fields in entries:
-                    data = fields.get(b"e") if fields else None
-                    if data is None:
-                        continue
-                    event, source, ingest = decode(data)
-                    outcomes = collector.deliver_to(active, event, self.chains.get(source), ingest)
-                    for outcome in outcomes:
-                        if isinstance(outcome, EventRejected):  # for good: on record, then acked
-                            active.dead_letter.write([event], f"rejected: {outcome.reason}")
-        finally:
-            if held:
-                destination.release(len(entries))
-        while not destination.flush(FLUSH_SLICE):
+        if not self._push(entries):
+            return
+        while not self.active.destination.flush(FLUSH_SLICE):
             if self._stop.is_set():
                 return  # not acknowledged: pending, claimed by a live reader later
         ids = [entry_id for entry_id, _ in entries]
         client = self.buffer.client()
         self.buffer.stats.acked += int(client.xack(self.buffer.key, self.group, *ids))
         self.buffer.trim()
+
+    def _push(self, entries: list[Entry]) -> bool:
+        """Push with queue room held for all of them, so none is dropped for a full queue.
+
+        Room is awaited while the destination drains; entries more than its whole
+        queue holds go in halves. False: the reader stopped first.
+        """
+        destination = self.active.destination
+        held = True
+        while not destination.reserve(len(entries)):
+            drained = destination.flush(FLUSH_SLICE)
+            if drained and len(entries) > 1:
+                half = len(entries) // 2
+                return self._push(entries[:half]) and self._push(entries[half:])
+            if drained:  # one event more than the whole queue: pushed unreserved (counted)
+                held = False
+                break
+            if self._stop.is_set():
+                return False
+        try:
+            self._push_held(entries)
+        finally:
+            if held:
+                destination.release(len(entries))
+        return True
+
+    def _push_held(self, entries: list[Entry]) -> None:
+        active = self.active
+        collector = self.collector
+        with collector.request_for(active):
+            for _id, fields in entries:
+                data = fields.get(b"e") if fields else None
+                if data is None:
+                    continue
+                event, source, ingest = decode(data)
+                outcomes = collector.deliver_to(active, event, self.chains.get(source), ingest)
+                for outcome in outcomes:
+                    if isinstance(outcome, EventRejected):  # for good: on record, then acked
+                        active.dead_letter.write([event], f"rejected: {outcome.reason}")
 
 
 def start_readers(
