@@ -257,3 +257,26 @@ def test_workers_each_read_the_buffer_and_deliver_everything(
         assert len(consumers) == 2, consumers
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
+
+
+def test_a_live_reader_slow_to_deliver_keeps_its_entries_from_the_other_replica(
+    server: RedisServer, segment_receiver: SegmentReceiver, tmp_path: Path
+) -> None:
+    flow = write_flow(tmp_path)  # claimIdle 1 s; Segment's retries below take longer
+    env = {"SEGMENT_HOST": segment_receiver.url, "REDIS_URL": server.url}
+    segment_receiver.fail(503, count=4)
+    with (
+        flows_running(flow, env=env) as (first, url_a, _),
+        flows_running(flow, env=env) as (second, url_b, _),
+        httpx.Client(timeout=5) as client,
+    ):
+        started = time.monotonic()
+        assert post(client, url_a, {"batch": [event(n) for n in range(10)]}).status_code == 200
+        delivered(segment_receiver, expected(list(range(10))), 30)
+        assert time.monotonic() - started > 2, "the retries were to outlast claimIdle"
+        assert segment_receiver.stats["messages"] == 10, "claimed and sent twice"
+        for url in (url_a, url_b):
+            assert "flows_buffer_claimed_total 0" in client.get(url + "/metrics").text
+        for process in (first, second):
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(15) == 0

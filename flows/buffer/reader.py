@@ -158,11 +158,17 @@ class BufferReader:
         """Push the entries' events, wait until the destination settled them, then ack."""
         if not self._push(entries):
             return
+        ids: list[Any] = [entry_id for entry_id, _ in entries]
+        client = self.buffer.client()
+        keep_until = time.monotonic() + self.buffer.settings.claim_idle / 2000
         while not self.active.destination.flush(FLUSH_SLICE):
             if self._stop.is_set():
                 return  # not acknowledged: pending, claimed by a live reader later
-        ids = [entry_id for entry_id, _ in entries]
-        client = self.buffer.client()
+            if time.monotonic() > keep_until:  # still ours: not idle for another reader
+                client.xclaim(
+                    self.buffer.key, self.group, self.consumer, 0, tuple(ids), justid=True
+                )
+                keep_until = time.monotonic() + self.buffer.settings.claim_idle / 2000
         self.buffer.stats.acked += int(client.xack(self.buffer.key, self.group, *ids))
         self.buffer.trim()
 
