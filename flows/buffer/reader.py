@@ -62,7 +62,7 @@ class BufferReader:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_claim = 0.0
-        self._reading: redis.Redis = buffer.client()
+        self._reading: redis.Redis | None = None
         """A client whose socket timeout outlasts the blocking read."""
 
     def start(self) -> None:
@@ -88,7 +88,8 @@ class BufferReader:
             try:
                 if not grouped:  # every group before any trim: none may lose entries
                     self.buffer.ensure_groups([a.id for a in self.collector.destinations])
-                    self._reading = self.buffer.reading_client()
+                    if self._reading is None:
+                        self._reading = self.buffer.reading_client()
                     grouped = True
                 entries = self._claim() or self._read()
                 if entries:
@@ -144,6 +145,7 @@ class BufferReader:
 
     def _read(self) -> list[Entry]:
         settings = self.buffer.settings
+        assert self._reading is not None  # made with the groups, before the first read
         answer: Any = self._reading.xreadgroup(
             self.group,
             self.consumer,
