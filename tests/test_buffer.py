@@ -280,3 +280,41 @@ def test_a_live_reader_slow_to_deliver_keeps_its_entries_from_the_other_replica(
         for process in (first, second):
             process.send_signal(signal.SIGTERM)
             assert process.wait(15) == 0
+
+
+def test_two_destinations_each_read_the_buffer_the_stream_trims_after_both(
+    server: RedisServer, segment_receiver: SegmentReceiver, tmp_path: Path
+) -> None:
+    from tests.http_receiver import Receiver
+
+    flow_path = write_flow(tmp_path)
+    flow = json.loads(flow_path.read_text())
+    flow["flows"]["default"]["destinations"]["api"] = {
+        "package": "api",  # a batch waits 60 s to fill: only the reader's flush sends it sooner
+        "config": {"settings": {"url": "$env.API_URL", "batch": {"size": 1000, "wait": 60_000}}},
+    }
+    flow_path.write_text(json.dumps(flow))
+    with Receiver() as api:
+        env = {"SEGMENT_HOST": segment_receiver.url, "REDIS_URL": server.url, "API_URL": api.url}
+        with flows_running(flow_path, env=env) as (process, url, _):
+            with httpx.Client(timeout=5) as client:
+                response = post(client, url, {"batch": [event(n) for n in range(30)]})
+                assert response.status_code == 200, response.text
+            started = time.monotonic()
+            delivered(segment_receiver, expected(list(range(30))), 30)
+            wait_until(
+                lambda: sum(len(json.loads(r.body)) for r in api.requests) >= 30 or None,
+                10,
+                "30 events at the api endpoint",
+            )
+            assert time.monotonic() - started < 10
+            wait_until(lambda: True if pending(server) == 0 else None, 10, "nothing pending")
+            with server.client() as redis_client:
+                groups = {g["name"] for g in redis_client.xinfo_groups("flows:buffer:default")}
+                length = redis_client.xlen("flows:buffer:default")
+            assert groups == {"segment", "api"}
+            assert length <= 1, "acknowledged by both: trimmed"
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(15) == 0
+        ids = sorted(item["id"] for r in api.requests for item in json.loads(r.body))
+    assert ids == sorted(f"ev-{n}" for n in range(30))
