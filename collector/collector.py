@@ -442,6 +442,37 @@ class Collector:
         refusals = [item for result in results for item in (result.refusals or ())]
         return PushResult(results[0].event, results[0].outcomes, refusals or None)
 
+    def deliver_to(
+        self,
+        active: ActiveDestination,
+        event: Any,
+        chain: Chain | RoutedChain | None = None,
+        ingest: dict[str, Any] | None = None,
+    ) -> list[str | Skipped | EventRejected]:
+        """One prepared event through the source's chain, then to ``active`` alone.
+
+        The durable buffer's delivery: the event was validated and enriched
+        when it was accepted; each destination reads it on its own. An
+        outcome per event the chain let through (none: it stopped it).
+        """
+        if chain is not None:
+            try:
+                changed = chain.run(event, {} if ingest is None else ingest)
+            except StepRejected as refusal:
+                return [refusal]
+            if changed is None or isinstance(changed, CacheStop):
+                return []
+            branches = changed.events if type(changed) is FanOut else [changed]
+        else:
+            branches = [event]
+        return [active.deliver(branch, branch["consent"], ingest) for branch in branches]
+
+    def request_for(self, active: ActiveDestination) -> AbstractContextManager[None]:
+        """``request`` for one destination: its per-request work when the block ends."""
+        if active.destination in self._per_request:
+            return _Request([active.destination])
+        return _NO_REQUEST
+
     @property
     def has_chains(self) -> bool:
         """Whether any destination has a ``before`` chain (so sources must describe requests)."""

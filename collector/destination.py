@@ -224,6 +224,14 @@ class Destination(ABC, Generic[SettingsT]):
         """Handle several events; the default pushes them one by one."""
         return [self.push(event, context) for event, context in items]
 
+    def flush(self, timeout: float) -> bool:
+        """Whether all pushed so far was delivered or recorded as failed, waiting ``timeout`` s.
+
+        The durable buffer acknowledges its entries only after this says True.
+        The default: ``push`` itself delivers (or raises), so nothing is left.
+        """
+        return True
+
     def shutdown(self, timeout: float) -> ShutdownReport:
         """Deliver what is queued within ``timeout`` seconds and release resources."""
         return ShutdownReport()

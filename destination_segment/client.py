@@ -187,6 +187,29 @@ class SegmentClient:
     def release(self, messages: int) -> None:
         self.room.release(messages)
 
+    def flush(self, timeout: float) -> bool:
+        """Upload what is queued now; True once every message was accepted by Segment or
+        given to ``on_failure`` (dead-lettered), False if ``timeout`` s passed first."""
+        client = self._client
+        if client is None or self._pid != os.getpid():
+            return True
+        deadline = time.monotonic() + max(0.0, timeout)
+        queue = client.queue
+        hurried = [c for c in self._consumers if not c.hurrying]
+        for consumer in hurried:
+            consumer.hurrying = True
+        try:
+            with queue.all_tasks_done:
+                while queue.unfinished_tasks:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    queue.all_tasks_done.wait(remaining)
+            return True
+        finally:
+            for consumer in hurried:
+                consumer.hurrying = False
+
     def _uploaded(self, size: int, error: BaseException | None, seconds: float) -> None:
         """A consumer finished an upload of ``size`` messages: time it, count what Segment
         took, and say when uploads start failing and when they work again."""

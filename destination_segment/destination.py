@@ -203,6 +203,9 @@ class SegmentDestination(Destination[SegmentSettings]):
         """Post dead-lettered messages to Segment again, unchanged (``destination_segment.replay``)."""
         replay_messages(self.settings, records, outcome)
 
+    def flush(self, timeout: float) -> bool:
+        return self.client.flush(timeout)
+
     def backlog(self) -> float:
         return self.client.room.backlog()
 

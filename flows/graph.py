@@ -27,11 +27,13 @@ from collector.collector import (
 )
 from collector.destination import DestinationConfig, EventRejected, Skipped
 from collector.destinations.function import FunctionDestination
-from collector.errors import ConfigError
+from collector.errors import ConfigError, suggestion
 from collector.route import Route, compile_route, is_static
 from collector.store import Store
+from collector.stores.redis import RedisStore
 from collector.transformer import FunctionTransformer, Transformer
 from collector.values import compile_value
+from flows.buffer import EventBuffer, buffer_settings
 from flows.flowfile.config import FlowError, ResolvedFlow
 from flows.flowfile.steps import config_keys
 
@@ -48,6 +50,8 @@ class Flow:
     warnings: list[str] = field(default_factory=list)
     examples: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Each step's ``examples``, by ``kind.id``."""
+    buffer: EventBuffer | None = None
+    """The durable buffer (``config.settings.buffer``), when the flow has one."""
 
     @property
     def links(self) -> dict[str, Any]:
@@ -128,6 +132,12 @@ def build_flow(resolved: ResolvedFlow) -> Flow:
         if config.get("ingest") is not None:
             source.ingest_mapping = compile_value(config["ingest"], f"{path}.config.ingest")
         sources[source_id] = source
+    buffer = _build_buffer(resolved, stores, errors)
+    if buffer is not None:
+        buffer.chains = {sid: getattr(source, "chain", None) for sid, source in sources.items()}
+        for source in sources.values():
+            if hasattr(source, "buffer"):
+                source.buffer = buffer
     if errors:
         raise FlowError(errors)
     collector = Collector(CollectorConfig.model_validate(spec.get("collector") or {}), destinations)
@@ -141,7 +151,35 @@ def build_flow(resolved: ResolvedFlow) -> Flow:
         stores,
         list(resolved.warnings),
         _examples(spec),
+        buffer,
     )
+
+
+def _build_buffer(
+    resolved: ResolvedFlow, stores: dict[str, Store[Any]], errors: list[str]
+) -> EventBuffer | None:
+    """``config.settings.buffer``: the flow's durable buffer in one of its redis stores."""
+    config = resolved.spec.get("config") or {}
+    settings = config.get("settings") or {}
+    where = f"{resolved.path}.config.settings"
+    try:
+        parsed = buffer_settings(settings, where)
+    except ConfigError as error:
+        errors.append(str(error))
+        return None
+    if parsed is None:
+        return None
+    store = stores.get(parsed.store)
+    if not isinstance(store, RedisStore):
+        known = [sid for sid, s in stores.items() if isinstance(s, RedisStore)]
+        reason = (
+            f"{parsed.store!r} is not a redis store of this flow"
+            + (f"; redis stores: {', '.join(known)}" if known else "; declare one under stores")
+            + suggestion(parsed.store, known)
+        )
+        errors.append(str(ConfigError(f"{where}.buffer.store", reason)))
+        return None
+    return EventBuffer(store, resolved.name, parsed)
 
 
 def _build_stores(resolved: ResolvedFlow, errors: list[str]) -> dict[str, Store[Any]]:

@@ -20,7 +20,7 @@ INSTALL = "apt-get install -y redis-server"
 class RedisServer:
     """One ``redis-server`` process: no persistence, bound to 127.0.0.1; stop and start it again."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, appendonly: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail(f"redis-server is not installed; the Redis tests need it: {INSTALL}")
@@ -29,13 +29,20 @@ class RedisServer:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
+        self.appendonly = appendonly
+        """Keep the data across a stop and start (an append-only file, fsync always)."""
 
     def start(self) -> None:
         """Start on the same port and wait until it answers PING (10 s at most)."""
         self.process = subprocess.Popen(
             [
                 *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no", "--dir", str(self.directory)),
+                *("--save", "", "--dir", str(self.directory)),
+                *(
+                    ("--appendonly", "yes", "--appendfsync", "always")
+                    if self.appendonly
+                    else ("--appendonly", "no")
+                ),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -230,6 +230,28 @@ class BatchSender(Generic[T]):
             run.held.add(batch)
             return batch
 
+    def flush(self, timeout: float) -> bool:
+        """Upload what is queued now, not waiting for full batches; True once every item
+        was delivered or given to ``on_failure``, False if ``timeout`` s passed first."""
+        run = self._run
+        if run is None:
+            return True
+        deadline = time.monotonic() + timeout
+        with run.changed:
+            hurried = not run.hurrying
+            run.hurrying = True
+            run.changed.notify_all()
+            try:
+                while run.items or run.held:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    run.changed.wait(remaining)
+                return True
+            finally:
+                if hurried and not run.stopping:
+                    run.hurrying = False
+
     def _deliver(self, run: _Run[T], batch: _Batch[T]) -> None:
         started = time.monotonic()
         attempts = self.policy.attempts()

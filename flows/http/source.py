@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,9 @@ from collector.destination import EventRejected
 from collector.event import EventValidationError, FieldError
 from collector.mapping import MappingContext, Resolver, compile_value
 from collector.paths import UNDEFINED, Setter, compile_setter
+from flows.buffer import BufferFull, BufferReader, EventBuffer
+from flows.buffer.reader import start_readers
+from flows.buffer.stream import BufferError, encode
 from flows.http.cors import cors_from
 from flows.http.disconnect import ClientGoneError
 from flows.http.input import (
@@ -55,6 +59,8 @@ GIF = (
 JSON_TYPES = (b"application/json", b"text/plain")
 _BASE_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"cache-control", b"no-store")]
 _JSON = (b"content-type", b"application/json")
+READER_STOP_SLACK = 1.0
+"""Seconds a buffer reader gets past its blocking read to stop."""
 
 
 @dataclass(slots=True)
@@ -88,6 +94,8 @@ class HttpSource:
         """The source's ``next`` transformer chain (set when the flow is built)."""
         self.ingest_mapping: Resolver | None = None
         """walkerOS ``config.ingest``: the request mapped into what transformers see."""
+        self.buffer: EventBuffer | None = None
+        """The flow's durable buffer (``config.settings.buffer``): events go there, not on."""
 
     def app(self, collector: Collector) -> CollectorApp:
         return CollectorApp(collector, self)
@@ -134,6 +142,8 @@ class CollectorApp:
         self.workers = WorkerThreads() if collector.blocking else None
         """Where pushes run when a destination may block; None: on the event loop."""
         self._metrics: Callable[[], bytes] | None = None
+        self.buffer = source.buffer
+        self.readers: list[BufferReader] = []
 
     # -- ASGI entry --------------------------------------------------------------------------
 
@@ -161,13 +171,26 @@ class CollectorApp:
                     await send({"type": "lifespan.startup.failed", "message": str(error)})
                     return
                 publisher = self._start_publishing()
+                if self.buffer is not None:
+                    self.readers = start_readers(self.buffer, self.collector, self.buffer.chains)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 self.stop_accepting()
+                if self.readers:
+                    await asyncio.to_thread(self._stop_readers)
                 if publisher is not None:
                     publisher.cancel()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+    def _stop_readers(self) -> None:
+        """Stop the buffer's readers before the destinations flush (bounded by a read)."""
+        assert self.buffer is not None
+        deadline = time.monotonic() + self.buffer.settings.block / 1000 + READER_STOP_SLACK
+        for reader in self.readers:
+            reader.stop(0.0)
+        for reader in self.readers:
+            reader.stop(max(0.0, deadline - time.monotonic()))
 
     def stop_accepting(self) -> None:
         """The stop began: answer new requests 503 and /ready 503 (the server calls this)."""
@@ -314,6 +337,8 @@ class CollectorApp:
                 return _error(401, f"missing or wrong {self.auth_header.decode()} header")
         if self.shutting_down:
             return _overloaded("shutting down", self.retry_after)
+        if self.buffer is not None:  # the destinations read the buffer at their own pace
+            return None
         busy = self._busy_destination()
         if busy is not None:
             self.stats.overloaded += 1
@@ -355,6 +380,8 @@ class CollectorApp:
         many requests arrive together. Nothing is awaited between the check and
         the pushes but the worker thread of a blocking destination.
         """
+        if self.buffer is not None:
+            return await self._buffered(self.buffer, events, scope, headers, checked)
         count = len(events)
         busy = self.collector.reserve(count)
         if busy is None and self.workers is not None and self.workers.busy:
@@ -419,6 +446,58 @@ class CollectorApp:
                     rejected.append(_rejection(index, _refused(refusals)))
                     continue
                 accepted += 1
+        return self._result(accepted, rejected, len(events))
+
+    async def _buffered(
+        self,
+        buffer: EventBuffer,
+        events: list[Any],
+        scope: Scope,
+        headers: Headers,
+        checked: bool,
+    ) -> Answer:
+        """Validate each event, then store the valid ones in one round trip before the 200.
+
+        Redis unreachable or the buffer at ``maxLength``: 503 and nothing stored.
+        """
+        stats = self.stats
+        stats.received += len(events)
+        limits = self.limits
+        ingest = self._ingest_values(scope, headers) if self.ingest else None
+        request = self._describe(scope, headers) if self.describes_requests else None
+        prepare = self.collector.prepare
+        source = self.source.id
+        rejected: list[dict[str, Any]] = []
+        entries: list[bytes] = []
+        for index, raw in enumerate(events):
+            problem = None if checked else check_limits(raw, limits)
+            if problem is not None:
+                rejected.append(_rejection(index, [problem]))
+                continue
+            if ingest and isinstance(raw, dict):
+                raw = _with_ingest(raw, ingest)
+            try:
+                event = prepare(raw)
+            except EventValidationError as error:
+                rejected.append(_rejection(index, error.errors))
+                continue
+            entries.append(encode(dict(event), source, request))
+        if entries:
+            try:
+                await asyncio.to_thread(buffer.append, entries)
+            except BufferFull as full:
+                stats.overloaded += 1
+                return _overloaded(str(full), self.retry_after)
+            except BufferError as error:
+                buffer.stats.unreachable += 1
+                stats.overloaded += 1
+                logger.error("buffer: redis unreachable: %s", type(error).__name__)
+                return _overloaded("the buffer (redis) is unreachable", self.retry_after)
+        return self._result(len(entries), rejected, len(events))
+
+    def _result(self, accepted: int, rejected: list[dict[str, Any]], total: int) -> Answer:
+        """200 when every event was taken, else 400 naming each rejected one."""
+        stats = self.stats
         stats.accepted += accepted
         if not rejected:
             return 200, b'{"ok":true,"accepted":%d}' % accepted, [_JSON]
@@ -428,7 +507,7 @@ class CollectorApp:
                 "ok": False,
                 "accepted": accepted,
                 "rejected": rejected,
-                "error": f"{len(rejected)} of {len(events)} event(s) rejected",
+                "error": f"{len(rejected)} of {total} event(s) rejected",
             }
         )
         return 400, body, [_JSON]
@@ -457,7 +536,38 @@ class CollectorApp:
     def metrics_body(self) -> bytes:
         if self._metrics is None:
             self._metrics = metrics_renderer(self.collector, self.source, self.source.shared)
-        return self._metrics()
+        body = self._metrics()
+        return body if self.buffer is None else body + buffer_metrics(self.buffer)
+
+
+def buffer_metrics(buffer: EventBuffer) -> bytes:
+    """The ``flows_buffer_*`` lines: gauges read from Redis, this process's counters."""
+    lines: list[str] = []
+    gauges = buffer.gauges()
+    if gauges is not None:
+        for name, value, help_text in (
+            ("length", gauges[0], "Entries in the buffer's stream"),
+            ("pending", gauges[1], "Entries read by a destination, not yet acknowledged"),
+        ):
+            lines += [
+                f"# HELP flows_buffer_{name} {help_text}",
+                f"# TYPE flows_buffer_{name} gauge",
+                f"flows_buffer_{name} {value}",
+            ]
+    stats = buffer.stats
+    for name, value, help_text in (
+        ("appended", stats.appended, "Events stored in the buffer"),
+        ("acked", stats.acked, "Entries acknowledged after their destination settled them"),
+        ("claimed", stats.claimed, "Entries claimed from a stopped reader"),
+        ("full", stats.full, "Requests answered 503 at maxLength"),
+        ("unreachable", stats.unreachable, "Requests answered 503: redis unreachable"),
+    ):
+        lines += [
+            f"# HELP flows_buffer_{name}_total {help_text}",
+            f"# TYPE flows_buffer_{name}_total counter",
+            f"flows_buffer_{name}_total {value}",
+        ]
+    return ("\n".join(lines) + "\n").encode()
 
 
 def _rejection(index: int, errors: Any) -> dict[str, Any]:

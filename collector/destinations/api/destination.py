@@ -121,6 +121,9 @@ class ApiDestination(Destination[ApiSettings]):
     def backlog(self) -> float:
         return self.sender.room.backlog()
 
+    def flush(self, timeout: float) -> bool:
+        return self.settings.url is None or self.sender.flush(timeout)
+
     def shutdown(self, timeout: float) -> ShutdownReport:
         report = self.sender.shutdown(timeout)
         if self.dead_letter is not None:
