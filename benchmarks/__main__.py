@@ -11,7 +11,7 @@ import time
 
 from benchmarks.machine import reference_us
 
-BENCHMARKS = ("push", "http", "memory", "shutdown")
+BENCHMARKS = ("push", "http", "memory", "shutdown", "buffer")
 
 
 def main() -> int:
@@ -82,6 +82,10 @@ def main() -> int:
 
         cache = bench_memory.DEDUP_CACHE if not args.quick else 10_000
         rows += bench_memory.report(bench_memory.run(args.memory_events, cache))
+    if "buffer" in which:
+        from benchmarks import bench_buffer
+
+        rows += bench_buffer.report(bench_buffer.run(5_000 if args.quick else 20_000))
     if "shutdown" in which:
         from benchmarks import bench_shutdown
 

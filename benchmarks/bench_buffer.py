@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -215,37 +216,65 @@ def memory_per_100k(redis_url: str) -> float:
     return used / 100_000
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--events", type=int, default=20_000)
-    args = parser.parse_args()
+@dataclass(slots=True)
+class BufferFigures:
+    memory_eps: float
+    buffered_eps: float
+    appends_per_request: float
+    reader_trips_per_request: float
+    bytes_per_event: float
+
+    @property
+    def ratio(self) -> float:
+        return self.buffered_eps / self.memory_eps
+
+
+def run(events: int = 20_000) -> BufferFigures:
+    """Both paths in one run against one receiver and one redis-server."""
     with tempfile.TemporaryDirectory() as temp, SegmentReceiver() as receiver:
         directory = Path(temp)
         redis_process, redis_url = start_redis(directory)
         try:
             env = {"REDIS_URL": redis_url, "SEGMENT_HOST": receiver.url}
-            memory = measure(
-                flow_file(directory, False), env, "m", args.events, receiver, redis_url
-            )
-            buffered = measure(
-                flow_file(directory, True), env, "b", args.events, receiver, redis_url
-            )
+            memory = measure(flow_file(directory, False), env, "m", events, receiver, redis_url)
+            buffered = measure(flow_file(directory, True), env, "b", events, receiver, redis_url)
             per_event = memory_per_100k(redis_url)
         finally:
             redis_process.kill()
-    ratio = buffered["events_per_s"] / memory["events_per_s"]
-    print(f"in-memory path:  {memory['events_per_s']:,.0f} delivered events/s")
-    print(f"with the buffer: {buffered['events_per_s']:,.0f} delivered events/s ({ratio:.2f}x)")
-    print(
-        f"redis round trips per request: {buffered['appends'] / buffered['requests']:.2f} "
-        "on the request path (one EVALSHA: XLEN and the XADDs run inside); "
-        f"{buffered['reader_round_trips'] / buffered['requests']:.2f} for the reader "
-        "(XREADGROUP, XACK, trim)"
+    return BufferFigures(
+        memory["events_per_s"],
+        buffered["events_per_s"],
+        buffered["appends"] / buffered["requests"],
+        buffered["reader_round_trips"] / buffered["requests"],
+        per_event,
     )
-    print(
-        f"redis memory: {per_event:.0f} bytes per buffered event, "
-        f"{per_event * 100_000 / 1e6:.1f} MB per 100,000"
-    )
+
+
+def report(figures: BufferFigures) -> list[tuple[str, str, str]]:
+    """Rows of (measure, value, target)."""
+    return [
+        ("buffer: batched delivered, in-memory path", f"{figures.memory_eps:,.0f} events/s", ""),
+        ("buffer: batched delivered, with the buffer", f"{figures.buffered_eps:,.0f} events/s", ""),
+        ("buffer: with / without", f"{figures.ratio:.2f}x", ">= 0.5x"),
+        (
+            "buffer: redis round trips per request",
+            f"{figures.appends_per_request:.2f} + {figures.reader_trips_per_request:.2f} reader",
+            "1 on the request path",
+        ),
+        (
+            "buffer: redis memory per 100,000 buffered events",
+            f"{figures.bytes_per_event * 100_000 / 1e6:.1f} MB ({figures.bytes_per_event:.0f} B each)",
+            "",
+        ),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20_000)
+    args = parser.parse_args()
+    for name, value, target in report(run(args.events)):
+        print(f"{name}: {value}  {target}")
     return 0
 
 
