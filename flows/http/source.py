@@ -427,13 +427,10 @@ class CollectorApp:
         rejected: list[dict[str, Any]] = []
         accepted = 0
         with self.collector.request():  # a destination may finish the request's events together
-            for index, raw in enumerate(events):
-                problem = None if checked else check_limits(raw, limits)
-                if problem is not None:
-                    rejected.append(_rejection(index, [problem]))
+            for index, given in enumerate(events):
+                raw = _within_limits(index, given, limits, checked, ingest, rejected)
+                if raw is _REJECTED:
                     continue
-                if ingest and isinstance(raw, dict):
-                    raw = _with_ingest(raw, ingest)
                 try:
                     if request is None:
                         refusals = push(raw).refusals
@@ -469,13 +466,10 @@ class CollectorApp:
         source = self.source.id
         rejected: list[dict[str, Any]] = []
         entries: list[bytes] = []
-        for index, raw in enumerate(events):
-            problem = None if checked else check_limits(raw, limits)
-            if problem is not None:
-                rejected.append(_rejection(index, [problem]))
+        for index, given in enumerate(events):
+            raw = _within_limits(index, given, limits, checked, ingest, rejected)
+            if raw is _REJECTED:
                 continue
-            if ingest and isinstance(raw, dict):
-                raw = _with_ingest(raw, ingest)
             try:
                 event = prepare(raw)
             except EventValidationError as error:
@@ -568,6 +562,29 @@ def buffer_metrics(buffer: EventBuffer) -> bytes:
             f"flows_buffer_{name}_total {value}",
         ]
     return ("\n".join(lines) + "\n").encode()
+
+
+_REJECTED: Any = object()
+"""``_within_limits``'s answer for an event refused by the limits (already in ``rejected``)."""
+
+
+def _within_limits(
+    index: int,
+    raw: Any,
+    limits: Limits,
+    checked: bool,
+    ingest: list[tuple[IngestTarget, Any]] | None,
+    rejected: list[dict[str, Any]],
+) -> Any:
+    """One event of a request before it is pushed or stored: within every limit (else
+    recorded in ``rejected`` and ``_REJECTED``), with the request's ingest values filled in."""
+    problem = None if checked else check_limits(raw, limits)
+    if problem is not None:
+        rejected.append(_rejection(index, [problem]))
+        return _REJECTED
+    if ingest and isinstance(raw, dict):
+        return _with_ingest(raw, ingest)
+    return raw
 
 
 def _rejection(index: int, errors: Any) -> dict[str, Any]:
