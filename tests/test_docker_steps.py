@@ -3,6 +3,9 @@
 The build stage's COPY and RUN lines, the ENTRYPOINT and the HEALTHCHECK are
 read from the Dockerfile itself and run with its paths moved into a temporary
 folder, in a fresh virtual environment, so this test cannot drift from the file.
+The entrypoint runs under the real ``tini`` (Debian's package, as in the image).
+The Compose files are parsed and their wiring checked: one build, health-gated
+``depends_on``, named dead-letter volumes.
 """
 
 from __future__ import annotations
@@ -18,12 +21,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from destination_segment.receiver import SegmentReceiver
 from tests.cli_helpers import ROOT, free_port
 
 DOCKERFILE = ROOT / "Dockerfile"
+CONSTRAINTS = ROOT / "constraints.txt"
+COMPOSE_FILES = ("docker-compose.yml", "docker-compose.scale.yml")
 SECRET = "sk-docker-secret-0a1b2c"
+TINI_INSTALL = "apt-get install -y tini"
 
 
 def _instructions() -> list[tuple[str, str]]:
@@ -54,15 +61,130 @@ def test_image_is_slim_non_root_and_exec_form() -> None:
     assert words["FROM"] == "${PYTHON_IMAGE}"
     assert image_args == ["PYTHON_IMAGE=python:3.11-slim"]
     assert words["USER"] not in ("root", "0")
-    assert json.loads(words["ENTRYPOINT"])[0] == "flows", "exec form, so SIGTERM reaches flows"
+    entrypoint = json.loads(words["ENTRYPOINT"])
+    assert entrypoint[:3] == ["tini", "--", "flows"], "exec form under tini as PID 1"
+    installs = [arg for word, arg in runtime if word == "RUN" and "apt-get install" in arg]
+    assert len(installs) == 1
+    assert "tini" in installs[0].split()
+    assert "rm -rf /var/lib/apt/lists/*" in installs[0]
     assert "HEALTHCHECK" in words
     assert "/ready" in words["HEALTHCHECK"]
     assert not any(word == "ARG" and "KEY" in arg.upper() for word, arg in _instructions())
     assert not any(word == "ENV" and "WRITE_KEY" in arg for word, arg in _instructions())
 
 
+def _pins() -> dict[str, str]:
+    """constraints.txt as {normalised name: version}; every line must be a == pin."""
+    pins = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep, f"constraints.txt: {line!r} is not pinned with =="
+            assert version, f"constraints.txt: {line!r} has no version"
+            pins[_normalise(name)] = version
+    return pins
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lower().replace("_", "-").replace(".", "-")
+
+
+def _freeze(venv: Path) -> dict[str, str]:
+    """What is installed in ``venv`` besides the project, as {normalised name: version}."""
+    listed = subprocess.run(
+        [str(venv / "bin" / "pip"), "list", "--format=json", "--exclude", "walkeros-flows"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    bootstrap = {"pip", "setuptools", "wheel"}
+    return {
+        _normalise(item["name"]): item["version"]
+        for item in json.loads(listed)
+        if _normalise(item["name"]) not in bootstrap
+    }
+
+
+def test_the_dependency_layer_needs_only_pyproject_and_constraints() -> None:
+    build, _ = _stages()
+    copies = [arg for word, arg in build if word == "COPY"]
+    runs = [arg for word, arg in build if word == "RUN"]
+    dependency_run = next(i for i, (word, arg) in enumerate(build) if "-c constraints.txt" in arg)
+    before = [arg for word, arg in build[:dependency_run] if word == "COPY"]
+    assert before == ["pyproject.toml constraints.txt ./"], "no source before the dependencies"
+    assert copies.index("collector ./collector") > copies.index(before[0])
+    project_install = [arg for arg in runs if "install --no-deps ." in arg]
+    assert len(project_install) == 1, "the project itself is installed without dependencies"
+    assert "pip check" in project_install[0]
+    assert "constraints.txt" in (ROOT / "Makefile").read_text()
+
+
+def test_constraints_pin_every_runtime_dependency_in_pyproject() -> None:
+    import tomllib
+
+    header = CONSTRAINTS.read_text().splitlines()[0:4]
+    assert any("make constraints" in line for line in header), "says how to regenerate"
+    pins = _pins()
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    for requirement in declared:
+        name = requirement.split(";")[0]
+        for stop in "<>=!~[ ":
+            name = name.split(stop)[0]
+        assert _normalise(name) in pins, f"constraints.txt has no pin for {name}: make constraints"
+    assert "walkeros-flows" not in pins
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_compose_builds_once_and_waits_for_healthy_services(name: str) -> None:
+    compose = yaml.safe_load((ROOT / name).read_text())
+    services = compose["services"]
+    built = [service for service, spec in services.items() if "build" in spec]
+    assert len(built) == 1, f"{name}: one service builds the image"
+    tag = services[built[0]]["image"]
+    ours = [s for s, spec in services.items() if spec.get("image") == tag]
+    assert len(ours) >= 2, f"{name}: the other services run the built tag"
+    for service, spec in services.items():
+        for dependency, condition in (spec.get("depends_on") or {}).items():
+            assert condition == {"condition": "service_healthy"}, f"{name}: {service}"
+            assert "healthcheck" in services[dependency], f"{name}: {dependency} has a healthcheck"
+    collectors = [
+        s for s, spec in services.items() if spec.get("image") == tag and "depends_on" in spec
+    ]
+    assert collectors, f"{name}: the collector waits for what it sends to"
+    volumes = compose["volumes"]
+    dead_letter_volumes = set()
+    for service in collectors:
+        mounts = services[service]["volumes"]
+        dead = [m.split(":")[0] for m in mounts if m.endswith(":/var/lib/flows/dead-letter")]
+        assert len(dead) == 1, f"{name}: {service} keeps dead letters in a named volume"
+        assert dead[0] in volumes
+        dead_letter_volumes.add(dead[0])
+    assert len(dead_letter_volumes) == len(collectors), "one dead-letter volume per replica"
+    if "redis" in services:
+        assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_the_receivers_healthcheck_reaches_its_health_route(name: str) -> None:
+    sink = yaml.safe_load((ROOT / name).read_text())["services"]["segment-sink"]
+    assert sink["entrypoint"][:2] == ["tini", "--"]
+    test = sink["healthcheck"]["test"]
+    assert test[0] == "CMD"
+    port = sink["entrypoint"][sink["entrypoint"].index("--port") + 1]
+    with SegmentReceiver() as receiver:
+        local_port = receiver.url.rsplit(":", 1)[1].rstrip("/")
+        command = [part.replace(f":{port}/", f":{local_port}/") for part in test[1:]]
+        command[0] = sys.executable
+        assert subprocess.run(command, timeout=30, check=False).returncode == 0
+    assert subprocess.run(command, timeout=30, check=False).returncode != 0, "fails when down"
+
+
 @pytest.mark.timeout(300)
 def test_dockerfile_steps_install_bundle_and_run(tmp_path: Path) -> None:
+    tini = shutil.which("tini")
+    if tini is None:
+        pytest.fail(f"tini is not installed; the image runs flows under it: {TINI_INSTALL}")
     build, runtime = _stages()
     moved = {
         "/opt/flows": str(tmp_path / "opt" / "flows"),
@@ -81,6 +203,8 @@ def test_dockerfile_steps_install_bundle_and_run(tmp_path: Path) -> None:
     (tmp_path / "opt").mkdir()
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     workdir = tmp_path / "src"
+    venv = Path(moved["/opt/flows"])
+    after_dependencies: dict[str, str] | None = None
     for word, arg in build:
         if word == "ARG" and "=" in arg:
             name, _, default = arg.partition("=")
@@ -110,11 +234,22 @@ def test_dockerfile_steps_install_bundle_and_run(tmp_path: Path) -> None:
                 timeout=240,
             )
             assert result.returncode == 0, f"RUN {arg}\n{result.stdout}\n{result.stderr}"
+            if "-c constraints.txt" in arg:
+                assert sorted(p.name for p in workdir.iterdir()) == [
+                    "constraints.txt",
+                    "pyproject.toml",
+                    "requirements.txt",
+                ], "the dependency layer sees only pyproject.toml and constraints.txt"
+                after_dependencies = _freeze(venv)
+    assert after_dependencies == _pins(), "the dependency layer installs exactly the pins"
+    assert _freeze(venv) == after_dependencies, "the project's install adds no dependency"
     bundle = Path(moved["/opt/flow.bundle.json"])
     assert bundle.is_file()
     runtime_words = dict(runtime)
     entrypoint = [move(part) for part in json.loads(runtime_words["ENTRYPOINT"])]
-    entrypoint[0] = str(Path(moved["/opt/flows"]) / "bin" / entrypoint[0])
+    assert entrypoint[:2] == ["tini", "--"]
+    entrypoint[0] = tini
+    entrypoint[2] = str(venv / "bin" / entrypoint[2])
     entrypoint += ["--host", "127.0.0.1"]  # the image listens on all interfaces; tests on loopback
     port = free_port()
     with SegmentReceiver() as receiver:
