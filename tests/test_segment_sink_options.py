@@ -48,8 +48,7 @@ def test_max_messages_keeps_only_the_newest() -> None:
         assert ready, "segment-sink printed nothing"
         url = process.stdout.readline().split("listening on ", 1)[1].split()[0]
         batch = [
-            {"type": "track", "event": "x", "userId": "u", "messageId": f"m-{n}"}
-            for n in range(3)
+            {"type": "track", "event": "x", "userId": "u", "messageId": f"m-{n}"} for n in range(3)
         ]
         answer = httpx.post(url + "/v1/batch", json={"batch": batch}, auth=("wk", ""))
         assert answer.status_code == 200
