@@ -152,3 +152,11 @@ def test_validate_check_prints_the_reason_per_destination() -> None:
     )
     assert "Max retries" not in result.stdout
     assert result.stderr == "flows: error: 1 destination connection check(s) failed\n"
+
+
+def test_tls_to_a_plain_http_server_names_the_tls_reason() -> None:
+    with SegmentReceiver() as receiver:
+        port = receiver.url.rsplit(":", 1)[1]
+        report = api_check(f"https://127.0.0.1:{port}/x")
+    assert report.detail.startswith(f"cannot connect to 127.0.0.1:{port} (TLS: "), report.detail
+    assert "_" not in report.detail, "OpenSSL's reason code is put in words"
