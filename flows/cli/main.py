@@ -406,7 +406,9 @@ def build_parser(installed: Iterable[EntryPoint] | None = None) -> argparse.Argu
     openapi.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
 
     replay = command("replay", cmd_replay, "Send the messages of a dead-letter file again")
-    replay.add_argument("file", help="dead-letter file (JSON lines, deadLetterFile)")
+    replay.add_argument(
+        "file", metavar="DEADLETTER", help="dead-letter file (JSON lines, deadLetterFile)"
+    )
     replay.add_argument(
         "flow_file",
         nargs="?",
