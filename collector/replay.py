@@ -13,23 +13,33 @@ The file is streamed, never held in memory: one pass reads every line (the
 unreadable ones settle there) and finds the destinations they name, then one
 pass per destination feeds it its records. Only what the file held when the
 first pass began is read, so a flow still appending to it changes nothing.
+
+A dry run (``dry_run=True``) reads and checks every line the same way and
+counts what each destination would be handed, but sends nothing and writes
+(or removes) no ``FILE.failed``. ``rate`` paces the records handed to the
+destinations (``collector.rate.TokenBucket``); ``on_progress`` sees the report
+after every line read or settled, for a progress display.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from collector.dead_letter import dead_letter_line
+from collector.rate import TokenBucket
 
 if TYPE_CHECKING:
     from collector.destination import Destination
 
 ProblemSink = Callable[[str], None]
 """Told one line per problem: ``FILE:LINE: reason``, or ``FILE: n message(s) ... failed``."""
+
+ProgressSink = Callable[["ReplayReport"], None]
+"""Shown the report as it grows (after each line read or settled); it must be cheap."""
 
 
 class CannotReplayError(Exception):
@@ -71,6 +81,10 @@ class ReplayReport:
     failed_path: Path
     replayed: int = 0
     failed: int = 0
+    read: int = 0
+    """Non-blank lines read (the first pass)."""
+    planned: dict[str, int] = field(default_factory=dict)
+    """A dry run's account: messages each destination (by id) would have been handed."""
 
 
 def failed_path_for(path: Path) -> Path:
@@ -84,16 +98,21 @@ def replay_file(
     *,
     destination: str | None = None,
     on_problem: ProblemSink = lambda line: None,
+    on_progress: ProgressSink = lambda report: None,
+    dry_run: bool = False,
+    rate: float | None = None,
 ) -> ReplayReport:
     """Send every message of the dead-letter file ``path`` again.
 
     Each line goes to ``destination`` if given, else to the destination it
     records, which must be in ``destinations`` (by id) and replay dead letters.
-    Raises OSError if ``path`` cannot be read.
+    ``dry_run``: check and count only; ``rate``: at most that many records
+    handed over per second. Raises OSError if ``path`` cannot be read.
     """
     source = Path(path)
-    with _FailedFile(failed_path_for(source)) as failed:
-        account = _Account(ReplayReport(source, failed.path), failed, on_problem)
+    bucket = TokenBucket(rate) if rate is not None else None
+    with _FailedFile(failed_path_for(source), dry_run=dry_run) as failed:
+        account = _Account(ReplayReport(source, failed.path), failed, on_problem, on_progress)
         with source.open("rb") as file:
             targets = _scan(file, destination, account)
             end = file.tell()
@@ -103,9 +122,11 @@ def replay_file(
                 found = destinations.get(target)
                 if found is None or not found.replays:
                     account.refuse_all(records, _unreplayable(target, found))
+                elif dry_run:
+                    account.plan(target, records)
                 else:
-                    account.run(found, records)
-    if not account.report.failed:
+                    account.run(found, bucket.paced(records) if bucket else records)
+    if not account.report.failed and not dry_run:
         failed.path.unlink(missing_ok=True)  # a stale one: all of it came from FILE, now replayed
     return account.report
 
@@ -167,11 +188,13 @@ def _scan(file: IO[bytes], destination: str | None, account: _Account) -> dict[s
     """Settle every unreadable line; the destinations the others name, in order (a set)."""
     targets: dict[str, None] = {}
     for number, raw in _lines(file):
+        account.report.read += 1
         parsed = _parse(raw, number, destination)
         if isinstance(parsed, str):
             account.unreadable(number, raw, parsed)
         else:
             targets[parsed.destination] = None
+            account.on_progress(account.report)
     return targets
 
 
@@ -195,14 +218,22 @@ class _Account:
     reported twice counts once (the first report).
     """
 
-    def __init__(self, report: ReplayReport, failed: _FailedFile, on_problem: ProblemSink) -> None:
+    def __init__(
+        self,
+        report: ReplayReport,
+        failed: _FailedFile,
+        on_problem: ProblemSink,
+        on_progress: ProgressSink,
+    ) -> None:
         self.report = report
         self.failed_file = failed
         self.on_problem = on_problem
+        self.on_progress = on_progress
         self._open: dict[int, DeadLetterRecord] = {}
 
     def delivered(self, records: Iterable[DeadLetterRecord]) -> None:
         self.report.replayed += len(self._settle(records))
+        self.on_progress(self.report)
 
     def failed(self, records: Iterable[DeadLetterRecord], reason: str) -> None:
         settled = self._settle(records)
@@ -218,12 +249,20 @@ class _Account:
             )
         for record in settled:
             self.failed_file.write(dead_letter_line(record.destination, reason, record.message))
+        self.on_progress(self.report)
 
     def unreadable(self, number: int, raw: bytes, reason: str) -> None:
         """A line that cannot be read goes over verbatim, to be fixed by hand."""
         self.on_problem(f"{self.report.path}:{number}: {reason}")
         self.failed_file.write(raw if raw.endswith(b"\n") else raw + b"\n")
         self.report.failed += 1
+        self.on_progress(self.report)
+
+    def plan(self, target: str, records: Iterable[DeadLetterRecord]) -> None:
+        """A dry run: count what ``target`` would be handed; nothing is sent."""
+        planned = self.report.planned
+        for _record in records:
+            planned[target] = planned.get(target, 0) + 1
 
     def refuse_all(self, records: Iterable[DeadLetterRecord], reason: str) -> None:
         for record in self._opened(records):
@@ -256,10 +295,14 @@ class _Account:
 
 
 class _FailedFile:
-    """``FILE.failed``: made on the first line written (replacing an older one), else left be."""
+    """``FILE.failed``: made on the first line written (replacing an older one), else left be.
 
-    def __init__(self, path: Path) -> None:
+    In a dry run nothing is written: the lines are only counted by the account.
+    """
+
+    def __init__(self, path: Path, *, dry_run: bool = False) -> None:
         self.path = path
+        self.dry_run = dry_run
         self._file: IO[bytes] | None = None
 
     def __enter__(self) -> _FailedFile:
@@ -270,6 +313,8 @@ class _FailedFile:
             self._file.close()
 
     def write(self, line: bytes) -> None:
+        if self.dry_run:
+            return
         if self._file is None:
             self._file = self.path.open("wb")
         self._file.write(line)

@@ -12,6 +12,7 @@ import base64
 
 import requests
 
+from collector.connection_errors import connection_reason, host_port
 from collector.destination import ConnectionReport
 from destination_segment.sdk import SDK_BATCH_PATH
 from destination_segment.settings import SegmentSettings
@@ -20,25 +21,25 @@ from destination_segment.settings import SegmentSettings
 def check_connection(settings: SegmentSettings, timeout: float | None = None) -> ConnectionReport:
     """Post ``{"batch": []}`` with the write key and judge the answer."""
     url = settings.sdk_host + SDK_BATCH_PATH
+    where = host_port(url)
     key = settings.write_key.get_secret_value()
     token = base64.b64encode(f"{key}:".encode()).decode()
+    seconds = timeout or settings.http_request_timeout / 1000
     try:
         response = requests.post(
             url,
             json={"batch": []},
             headers={"Authorization": f"Basic {token}"},
-            timeout=timeout or settings.http_request_timeout / 1000,
+            timeout=seconds,
             allow_redirects=False,
         )
-    except requests.exceptions.ConnectionError as error:
-        return ConnectionReport(False, f"cannot connect to {url}: {_reason(error)}")
-    except requests.exceptions.Timeout:
-        return ConnectionReport(False, f"no answer from {url} within the timeout")
+    except requests.exceptions.ReadTimeout as error:
+        return ConnectionReport(False, f"no answer from {where} ({_reason(error, seconds)})")
     except requests.exceptions.RequestException as error:
-        return ConnectionReport(False, f"request to {url} failed: {_reason(error)}")
+        return ConnectionReport(False, f"cannot connect to {where} ({_reason(error, seconds)})")
     status = response.status_code
     if status in (401, 403):
-        return ConnectionReport(False, f"{url} refused the write key (HTTP {status})")
+        return ConnectionReport(False, f"{where} answered {status}: check the write key")
     if 300 <= status < 400:
         return ConnectionReport(False, f"{url} redirects (HTTP {status}): check the host")
     if status == 404:
@@ -54,6 +55,5 @@ def check_connection(settings: SegmentSettings, timeout: float | None = None) ->
     return ConnectionReport(True, f"{url} accepted an empty batch (HTTP {status})")
 
 
-def _reason(error: Exception) -> str:
-    text = str(error)
-    return text.splitlines()[0][:200] if text else type(error).__name__
+def _reason(error: Exception, seconds: float) -> str:
+    return connection_reason(error, seconds)

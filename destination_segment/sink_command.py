@@ -23,6 +23,24 @@ def add_command(add: AddCommand) -> None:
     )
     sink.add_argument("--record", help="append every received message to this JSON-lines file")
     sink.add_argument("--write-key", help="accept only this write key (default: any)")
+    sink.add_argument(
+        "--max-messages",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="keep only the newest N messages in memory (default: all)",
+    )
+
+
+def _positive_int(text: str) -> int:
+    """``--max-messages``: a count of 1 or more (argparse words the error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         port = port_from_env() if args.port is None else args.port
     except ValueError as error:
         raise CommandError(str(error)) from None
-    receiver = SegmentReceiver(args.host, port, args.write_key, args.record)
+    receiver = SegmentReceiver(
+        args.host, port, args.write_key, args.record, max_messages=args.max_messages
+    )
     try:
         return serve(receiver, write_key=args.write_key, record=args.record)
     except OSError as error:

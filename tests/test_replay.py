@@ -103,7 +103,7 @@ def test_api_dead_letters_are_sent_again_as_the_destination_sends_them(
     flow = write_flow(
         tmp_path / "flow.json", {"api": {"package": "api", "config": {"settings": settings}}}
     )
-    result = run_flows("replay", str(dead), "--flow", str(flow))
+    result = run_flows("replay", str(dead), str(flow))
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"replayed 3 message(s) from {dead}; 0 failed\n"
     replayed = receiver.wait_for(2 * len(bodies))[len(bodies) :]
@@ -123,7 +123,7 @@ def test_api_replay_tries_each_request_once_and_keeps_what_failed(
         tmp_path / "flow.json", {"api": {"package": "api", "config": {"settings": settings}}}
     )
     receiver.answer(503, count=1)  # the first replayed request fails, the second goes through
-    result = run_flows("replay", str(dead), "--flow", str(flow))
+    result = run_flows("replay", str(dead), str(flow))
     assert result.returncode == 1
     failed = Path(f"{dead}.failed")
     assert result.stdout == f"replayed 1 message(s) from {dead}; 1 failed -> {failed}\n"
@@ -156,7 +156,7 @@ def test_one_file_with_segment_and_api_lines_goes_to_both(
             "api": {"package": "api", "config": {"settings": api_settings(receiver.url)}},
         },
     )
-    result = run_flows("replay", str(dead), "--flow", str(flow))
+    result = run_flows("replay", str(dead), str(flow))
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"replayed 3 message(s) from {dead}; 0 failed\n"
     assert [request.body for request in receiver.wait_for(2)] == [b'{"n":1}', b'{"n":2}']
@@ -167,7 +167,7 @@ def test_a_flow_with_no_destination_that_replays_says_which_it_has(tmp_path: Pat
     dead = tmp_path / "dead.jsonl"
     dead.write_bytes(dead_letter_line("out", "x", {"n": 1}))
     flow = write_flow(tmp_path / "flow.json", {"out": {"package": "log"}})
-    result = run_flows("replay", str(dead), "--flow", str(flow))
+    result = run_flows("replay", str(dead), str(flow))
     assert result.returncode == 1
     assert result.stderr == (
         f"flows: error: {flow}: flow 'default' has no destination that replays dead letters "
@@ -185,7 +185,7 @@ def test_destination_must_name_one_that_replays(receiver: Receiver, tmp_path: Pa
             "api": {"package": "api", "config": {"settings": api_settings(receiver.url)}},
         },
     )
-    result = run_flows("replay", str(dead), "--flow", str(flow), "--destination", "out")
+    result = run_flows("replay", str(dead), str(flow), "--destination", "out")
     assert result.returncode == 1
     assert result.stderr == (
         "flows: error: --destination: destination 'out' (log) cannot replay dead letters; "

@@ -204,20 +204,47 @@ def cmd_openapi(args: argparse.Namespace) -> int:
     return _write_json(openapi_document(source.settings), args.output)
 
 
+OLD_REPLAY_FORM = (
+    "flows replay FILE --flow FLOW_FILE [--name NAME] is deprecated; "
+    "use flows replay FILE FLOW_FILE --flow NAME"
+)
+
+
+def _replay_flow(args: argparse.Namespace) -> tuple[str, str | None, bool]:
+    """(flow file, flow name, old form?) of ``flows replay``.
+
+    The old form is the one without a second positional: there ``--flow`` is
+    the file and ``--name`` the flow's name. With FLOW_FILE, ``--flow`` is the
+    name, as in every other command.
+    """
+    if args.flow_file is not None:
+        if args.name is not None:
+            raise CommandError("--name belongs to the old form; with FLOW_FILE use --flow NAME")
+        return args.flow_file, args.flow, False
+    if args.flow is None:
+        raise CommandError("replay needs a flow file: flows replay FILE FLOW_FILE [--flow NAME]")
+    print(f"flows: warning: {OLD_REPLAY_FORM}", file=sys.stderr)
+    return args.flow, args.name, True
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from collector.replay import replay_file, replayable
+    from flows.cli.replay_progress import ReplayProgress
 
+    flow_file, flow_name, old_form = _replay_flow(args)
     try:
-        flow = _load(args.flow, args.name)
+        flow = _load(flow_file, flow_name)
     except FlowError as error:
-        # In this command the flow's name is --name (--flow is the file).
+        if not old_form:
+            raise
+        # In the old form the flow's name is --name (--flow is the file).
         raise FlowError([line.replace("--flow", "--name") for line in error.errors]) from None
     everyone = {active.id: active.destination for active in flow.collector.destinations}
     replaying = replayable(everyone.values())
     if not replaying:
         kinds = ", ".join(f"{d.id} ({d.type})" for d in everyone.values()) or "none"
         raise CommandError(
-            f"{args.flow}: flow {flow.name!r} has no destination that replays dead letters "
+            f"{flow_file}: flow {flow.name!r} has no destination that replays dead letters "
             f"(its destinations: {kinds})"
         )
     if args.destination is not None and args.destination not in replaying:
@@ -228,15 +255,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
             else f"no destination {args.destination!r} in flow {flow.name!r}"
         )
         raise CommandError(f"--destination: {what}; those that can: {', '.join(sorted(replaying))}")
+    progress = ReplayProgress(dry_run=args.dry_run)
     try:
         report = replay_file(
             args.file,
             everyone,
             destination=args.destination,
             on_problem=lambda line: print(line, file=sys.stderr),
+            on_progress=progress,
+            dry_run=args.dry_run,
+            rate=args.rate,
         )
     except OSError as error:
         raise CommandError(f"{args.file}: cannot read: {error.strerror or error}") from None
+    progress.done(report)
+    if args.dry_run:
+        for target, count in report.planned.items():
+            print(f"would replay {count} message(s) to {target!r} ({everyone[target].type})")
+        planned = sum(report.planned.values())
+        print(
+            f"dry run: {planned} message(s) from {args.file} would be replayed; "
+            f"{report.failed} line(s) would fail; nothing sent",
+            flush=True,
+        )
+        if report.failed:
+            raise CommandError(f"{report.failed} line(s) would not be replayed")
+        return EXIT_OK
     failed = f"; {report.failed} failed -> {report.failed_path}" if report.failed else "; 0 failed"
     print(f"replayed {report.replayed} message(s) from {args.file}{failed}", flush=True)
     if report.failed:
@@ -244,6 +288,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
             f"{report.failed} line(s) not replayed; they are in {report.failed_path}"
         )
     return EXIT_OK
+
+
+def _positive_rate(text: str) -> float:
+    """``--rate``: messages per second, more than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
 
 
 def _positive_int(text: str) -> int:
@@ -351,18 +406,37 @@ def build_parser(installed: Iterable[EntryPoint] | None = None) -> argparse.Argu
     openapi.add_argument("-o", "--output", default="-", help="file to write (default: stdout)")
 
     replay = command("replay", cmd_replay, "Send the messages of a dead-letter file again")
-    replay.add_argument("file", help="dead-letter file (JSON lines, deadLetterFile)")
     replay.add_argument(
-        "--flow",
-        required=True,
+        "file", metavar="DEADLETTER", help="dead-letter file (JSON lines, deadLetterFile)"
+    )
+    replay.add_argument(
+        "flow_file",
+        nargs="?",
         metavar="FLOW_FILE",
         help="flow file or bundle whose destination settings (host, write key, url) to use",
     )
-    replay.add_argument("--name", help="flow name in it (default: the only one, or 'default')")
+    replay.add_argument(
+        "--flow",
+        metavar="NAME",
+        help="flow name (default: the only one, or 'default'); without FLOW_FILE, the "
+        "deprecated form: --flow FLOW_FILE [--name NAME]",
+    )
+    replay.add_argument("--name", help=argparse.SUPPRESS)
     replay.add_argument(
         "--destination",
         metavar="ID",
         help="destination id to send to (default: the one each line records)",
+    )
+    replay.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read and check every line, say what would go to each destination, send nothing",
+    )
+    replay.add_argument(
+        "--rate",
+        type=_positive_rate,
+        metavar="N",
+        help="send at most N messages per second (default: no limit)",
     )
     add_installed_commands(
         command, lambda line: print(f"flows: warning: {line}", file=sys.stderr), installed

@@ -11,6 +11,7 @@ import socket
 import ssl
 from urllib.parse import urlsplit
 
+from collector.connection_errors import connection_reason
 from collector.destination import ConnectionReport
 from collector.destinations.api.settings import ApiSettings
 
@@ -29,10 +30,8 @@ def check_connection(settings: ApiSettings) -> ConnectionReport:
             if secure:
                 with ssl.create_default_context().wrap_socket(sock, server_hostname=host):
                     pass
-    except ssl.SSLError as error:
-        return ConnectionReport(False, f"TLS with {where} failed: {error.reason or error}")
-    except TimeoutError:
-        return ConnectionReport(False, f"no answer from {where} within {settings.timeout} ms")
-    except OSError as error:
-        return ConnectionReport(False, f"cannot connect to {where}: {error.strerror or error}")
+    except OSError as error:  # ssl.SSLError and TimeoutError are OSErrors too
+        reason = connection_reason(error, timeout)
+        verb = "no answer from" if isinstance(error, TimeoutError) else "cannot connect to"
+        return ConnectionReport(False, f"{verb} {where} ({reason})")
     return ConnectionReport(True, f"connected to {where}" + (" (TLS verified)" if secure else ""))
