@@ -33,7 +33,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel
 
-from collector.errors import ConfigError
+from collector.errors import ConfigError, suggestion
 from collector.js import js_text
 from collector.matcher import MatcherConfigError, Predicate, always, compile_matcher
 from collector.paths import Getter, PathError, Setter, compile_path, compile_setter
@@ -44,7 +44,6 @@ from collector.values import (
     MappingContext,
     Resolver,
     compile_value,
-    did_you_mean,
     kind_name,
 )
 
@@ -233,7 +232,7 @@ def compile_cache(
     for name in config:
         if name not in _CONFIG_KEYS:
             raise CacheConfigError(
-                f"{path}.{name}", f"unknown key{did_you_mean(str(name), _CONFIG_KEYS)}"
+                f"{path}.{name}", f"unknown key{suggestion(str(name), _CONFIG_KEYS)}"
             )
     stop = config.get("stop", default_stop)
     if not isinstance(stop, bool):
@@ -262,7 +261,7 @@ def _resolve_store(
     if store_id not in stores:
         known = f" (declared: {', '.join(sorted(stores))})" if stores else " (no stores declared)"
         raise CacheConfigError(
-            path, f"unknown store {store_id!r}{did_you_mean(store_id, list(stores))}{known}"
+            path, f"unknown store {store_id!r}{suggestion(store_id, list(stores))}{known}"
         )
     return stores[store_id]
 
@@ -273,7 +272,7 @@ def _compile_rule(rule: Any, index: int, path: str) -> CacheRule:
     for name in rule:
         if name not in _RULE_KEYS:
             raise CacheConfigError(
-                f"{path}.{name}", f"unknown key{did_you_mean(str(name), _RULE_KEYS)}"
+                f"{path}.{name}", f"unknown key{suggestion(str(name), _RULE_KEYS)}"
             )
     try:
         match = compile_matcher(rule["match"], f"{path}.match") if "match" in rule else always

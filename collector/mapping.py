@@ -13,13 +13,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from collector.errors import suggestion
 from collector.paths import UNDEFINED, Deleter, Setter, compile_deleter, compile_setter
 from collector.values import (
     MappingConfigError,
     MappingContext,
     Resolver,
     compile_value,
-    did_you_mean,
     import_reference,
     kind_name,
     safe_call,
@@ -94,7 +94,7 @@ def compile_rule(
     if unknown:
         name = sorted(unknown)[0]
         raise MappingConfigError(
-            f"{path}.{name}", f"unknown rule key {name!r}{did_you_mean(name, _RULE_KEYS)}"
+            f"{path}.{name}", f"unknown rule key {name!r}{suggestion(name, _RULE_KEYS)}"
         )
     settings = rule.get("settings")
     if settings is not None and not isinstance(settings, dict):

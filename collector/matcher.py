@@ -20,10 +20,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from collector.errors import ConfigError
+from collector.errors import ConfigError, suggestion
 from collector.js import js_text, js_to_number
 from collector.paths import UNDEFINED, Getter, PathError, compile_path
-from collector.values import did_you_mean, kind_name
+from collector.values import kind_name
 
 Predicate = Callable[[Any], bool]
 """``(value) -> bool``: whether a compiled expression holds for ``value``."""
@@ -77,7 +77,7 @@ def _compile_condition(condition: Mapping[str, Any], path: str) -> Predicate:
         if name not in _CONDITION_KEYS:
             raise MatcherConfigError(
                 f"{path}.{name}",
-                f"unknown key{did_you_mean(str(name), _CONDITION_KEYS | {'and', 'or'})}",
+                f"unknown key{suggestion(str(name), _CONDITION_KEYS | {'and', 'or'})}",
             )
     for name in ("key", "operator", "value"):
         if name not in condition:
@@ -99,7 +99,7 @@ def _compile_condition(condition: Mapping[str, Any], path: str) -> Predicate:
     if operator not in OPERATORS:
         raise MatcherConfigError(
             f"{path}.operator",
-            f"unknown operator {operator!r}{did_you_mean(operator, OPERATORS)}"
+            f"unknown operator {operator!r}{suggestion(operator, OPERATORS)}"
             f" (one of {', '.join(OPERATORS)})",
         )
     test = _compile_operator(operator, expected, f"{path}.value")

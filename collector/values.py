@@ -13,7 +13,7 @@ null as a property).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,7 +90,7 @@ def _compile_object(config: dict[str, Any], path: str) -> Resolver:
         name = sorted(unknown)[0]
         raise MappingConfigError(
             f"{path}.{name}" if path else name,
-            f"unknown value config key {name!r}{did_you_mean(name, _VALUE_KEYS)}",
+            f"unknown value config key {name!r}{suggestion(name, _VALUE_KEYS)}",
         )
     if not config:
         return _nothing
@@ -252,8 +252,3 @@ def kind_name(value: Any) -> str:
     return {bool: "a boolean", int: "a number", float: "a number"}.get(
         type(value), type(value).__name__
     )
-
-
-def did_you_mean(name: str, choices: Sequence[str] | frozenset[str]) -> str:
-    """The did-you-mean suffix for a mapping error (``collector.errors.suggestion``)."""
-    return suggestion(name, choices)

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
+from collector.errors import suggestion
 from collector.mapping import MappingConfigError, MappingContext, compile_value
 from collector.mapping_config import ValueObject
 from collector.paths import UNDEFINED
-from collector.values import did_you_mean, kind_name, safe_call
+from collector.values import kind_name, safe_call
 
 CALLABLES = "tests.mapping_callables"
 
@@ -178,6 +179,6 @@ def test_kind_names_and_suggestions() -> None:
         "NoneType",
         "list",
     ]
-    assert did_you_mean("mpa", frozenset({"map", "set"})) == '; did you mean "map"?'
-    assert did_you_mean("zzz", frozenset({"map", "set"})) == ""
-    assert did_you_mean("sett", ["set", "settings"]) == '; did you mean "set"?'
+    assert suggestion("mpa", frozenset({"map", "set"})) == '; did you mean "map"?'
+    assert suggestion("zzz", frozenset({"map", "set"})) == ""
+    assert suggestion("sett", ["set", "settings"]) == '; did you mean "set"?'
