@@ -51,7 +51,7 @@ def chain_ids(start: Any, links: Mapping[str, Any], path: str) -> list[str]:
                 raise ChainConfigError(
                     f"{path}.{index}", "route objects in a chain are not supported; use step ids"
                 )
-            ids.append(_known(item, links, f"{path}.{index}"))
+            ids.append(known_step(item, links, f"{path}.{index}"))
         return ids
     if not isinstance(start, str):
         raise ChainConfigError(
@@ -61,7 +61,7 @@ def chain_ids(start: Any, links: Mapping[str, Any], path: str) -> list[str]:
     current: Any = start
     where = path
     while isinstance(current, str) and current not in ids:
-        ids.append(_known(current, links, where))
+        ids.append(known_step(current, links, where))
         following = links[current]
         where = f"transformers.{current}.next"
         if isinstance(following, list):
@@ -73,7 +73,8 @@ def chain_ids(start: Any, links: Mapping[str, Any], path: str) -> list[str]:
     return ids
 
 
-def _known(step_id: str, links: Mapping[str, Any], path: str) -> str:
+def known_step(step_id: str, links: Mapping[str, Any], path: str) -> str:
+    """``step_id`` when it names a transformer, else a ChainConfigError with a did-you-mean."""
     if step_id in links:
         return step_id
     names = ", ".join(links) or "none"

@@ -17,6 +17,7 @@ from collector.chain import (
     RoutedChain,
     StepRejected,
     chain_ids,
+    known_step,
     route_ids,
 )
 from collector.collector import (
@@ -81,8 +82,8 @@ def build_flow(resolved: ResolvedFlow) -> Flow:
     spec = resolved.spec
     errors: list[str] = []
     stores = _build_stores(resolved, errors)
-    transformers = _build_transformers(resolved, stores, errors)
-    links = {tid: (ref.get("next")) for tid, ref in (spec.get("transformers") or {}).items()}
+    links = Links({tid: ref.get("next") for tid, ref in (spec.get("transformers") or {}).items()})
+    transformers = _build_transformers(resolved, stores, links.next, errors)
     destinations: list[ActiveDestination] = []
     for destination_id, ref in (spec.get("destinations") or {}).items():
         path = f"{resolved.path}.destinations.{destination_id}"
@@ -194,7 +195,10 @@ def _build_stores(resolved: ResolvedFlow, errors: list[str]) -> dict[str, Store[
 
 
 def _build_transformers(
-    resolved: ResolvedFlow, stores: dict[str, Store[Any]], errors: list[str]
+    resolved: ResolvedFlow,
+    stores: dict[str, Store[Any]],
+    links: dict[str, Any],
+    errors: list[str],
 ) -> dict[str, ChainStep]:
     """Every transformer as a chain step; their own ``before`` chains are linked after."""
     spec = resolved.spec
@@ -234,7 +238,6 @@ def _build_transformers(
         step.transformer = transformer
         step.next = ref.get("next")
         steps[transformer_id] = step
-    links = {tid: ref.get("next") for tid, ref in (spec.get("transformers") or {}).items()}
     for transformer_id, ref in (spec.get("transformers") or {}).items():
         if transformer_id not in steps or ref.get("before") is None:
             continue
@@ -249,9 +252,28 @@ def _build_transformers(
     return steps
 
 
+class Links:
+    """Each transformer's ``next``; compiled as routes once, when a chain first needs them."""
+
+    def __init__(self, next_by_id: dict[str, Any]) -> None:
+        self.next = next_by_id
+        self.static = all(link is None or is_static(link) for link in next_by_id.values())
+        self._routes: dict[str, Route | None] | None = None
+
+    def routes(self) -> dict[str, Route | None]:
+        if self._routes is None:
+            routes: dict[str, Route | None] = {}
+            for step_id, link in self.next.items():
+                where = f"transformers.{step_id}.next"
+                _check_targets(link, self.next, where)
+                routes[step_id] = None if link is None else compile_route(link, where)
+            self._routes = routes
+        return self._routes
+
+
 def _chain(
     start: Any,
-    links: dict[str, Any],
+    links: Links,
     steps: dict[str, ChainStep],
     path: str,
     *,
@@ -261,26 +283,20 @@ def _chain(
     (``Chain``), else resolved per event from the routes (``RoutedChain``)."""
     if start is None or start == []:
         return None
-    if is_static(start) and all(link is None or is_static(link) for link in links.values()):
-        ids = chain_ids(start, links, path)
+    if is_static(start) and links.static:
+        ids = chain_ids(start, links.next, path)
         return Chain([steps[i] for i in ids if i in steps]) if ids else None
-    for step_id, where in route_ids(start):
-        _check_id(step_id, links, f"{path}.{where}" if where else path)
+    _check_targets(start, links.next, path)
     route = compile_route(start, path)
     if route.fans_out and not allow_many:
         raise ChainConfigError(path, "a destination's before cannot fan out (many), as in walkerOS")
-    routes: dict[str, Route | None] = {}
-    for step_id, link in links.items():
-        where = f"transformers.{step_id}.next"
-        for target, inner in route_ids(link):
-            _check_id(target, links, f"{where}.{inner}" if inner else where)
-        routes[step_id] = None if link is None else compile_route(link, where)
-    return RoutedChain(route, steps, routes, allow_many=allow_many)
+    return RoutedChain(route, steps, links.routes(), allow_many=allow_many)
 
 
-def _check_id(step_id: str, links: dict[str, Any], path: str) -> None:
-    if step_id not in links:
-        chain_ids(step_id, links, path)  # raises, with a did-you-mean
+def _check_targets(route: Any, links: dict[str, Any], path: str) -> None:
+    """Every step id ``route`` names is a transformer (else a ChainConfigError)."""
+    for step_id, where in route_ids(route):
+        known_step(step_id, links, f"{path}.{where}" if where else path)
 
 
 def _known(config: dict[str, Any]) -> dict[str, Any]:
