@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -89,3 +91,23 @@ def redis_server(directory: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.stop()
+
+
+def write_redis_flow(
+    directory: Path, segment: dict[str, Any], config: dict[str, Any] | None = None
+) -> Path:
+    """``flow.json`` in ``directory``: a ``redis`` store ``shared`` at ``$env.REDIS_URL``, the
+    http source and a Segment destination with ``segment`` settings; ``config``: the flow's
+    ``config`` block (the buffer's settings)."""
+    flow: dict[str, Any] = {
+        "stores": {
+            "shared": {"package": "redis", "config": {"settings": {"url": "$env.REDIS_URL"}}}
+        },
+        "sources": {"http": {"package": "http"}},
+        "destinations": {"segment": {"package": "segment", "config": {"settings": segment}}},
+    }
+    if config is not None:
+        flow = {"config": config, **flow}
+    path = directory / "flow.json"
+    path.write_text(json.dumps({"version": 4, "flows": {"default": flow}}))
+    return path

@@ -18,7 +18,7 @@ import pytest
 from destination_segment.calls import message_id
 from destination_segment.receiver import SegmentReceiver
 from tests.cli_helpers import flows_running, run_flows
-from tests.redis_helpers import RedisServer, redis_server
+from tests.redis_helpers import RedisServer, redis_server, write_redis_flow
 from tests.worker_helpers import wait_until
 
 
@@ -29,42 +29,12 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def write_flow(tmp_path: Path, segment: dict[str, Any] | None = None, **buffer: Any) -> Path:
-    flow = {
-        "version": 4,
-        "flows": {
-            "default": {
-                "config": {
-                    "platform": "server",
-                    "settings": {
-                        "buffer": {"store": "shared", "claimIdle": 1000, "block": 200, **buffer}
-                    },
-                },
-                "stores": {
-                    "shared": {
-                        "package": "redis",
-                        "config": {"settings": {"url": "$env.REDIS_URL"}},
-                    }
-                },
-                "sources": {"http": {"package": "http"}},
-                "destinations": {
-                    "segment": {
-                        "package": "segment",
-                        "config": {
-                            "settings": {
-                                "writeKey": "wk-buffer",
-                                "host": "$env.SEGMENT_HOST",
-                                "flushInterval": 50,
-                                **(segment or {}),
-                            }
-                        },
-                    }
-                },
-            }
-        },
+    settings = {"writeKey": "wk-buffer", "host": "$env.SEGMENT_HOST", "flushInterval": 50}
+    config = {
+        "platform": "server",
+        "settings": {"buffer": {"store": "shared", "claimIdle": 1000, "block": 200, **buffer}},
     }
-    path = tmp_path / "flow.json"
-    path.write_text(json.dumps(flow))
-    return path
+    return write_redis_flow(tmp_path, {**settings, **(segment or {})}, config)
 
 
 def event(n: int) -> dict[str, Any]:

@@ -4,7 +4,6 @@ down makes calls fire (counted), and it recovers without a restart."""
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from destination_segment.receiver import SegmentReceiver
 from tests.cli_helpers import flows_running, run_flows
-from tests.redis_helpers import RedisServer, redis_server
+from tests.redis_helpers import RedisServer, redis_server, write_redis_flow
 from tests.worker_helpers import children, serving_pid, wait_until
 
 IDENTIFY = {"map": {"userId": "user.id", "traits": {"map": {"plan": "data.plan"}}}}
@@ -36,26 +35,7 @@ def write_flow(tmp_path: Path, **segment: Any) -> Path:
         "dedupStore": "shared",
         **segment,
     }
-    flow = {
-        "version": 4,
-        "flows": {
-            "default": {
-                "stores": {
-                    "shared": {
-                        "package": "redis",
-                        "config": {"settings": {"url": "$env.REDIS_URL"}},
-                    }
-                },
-                "sources": {"http": {"package": "http"}},
-                "destinations": {
-                    "segment": {"package": "segment", "config": {"settings": settings}}
-                },
-            }
-        },
-    }
-    path = tmp_path / "flow.json"
-    path.write_text(json.dumps(flow))
-    return path
+    return write_redis_flow(tmp_path, settings)
 
 
 def login(n: int, plan: str = "pro", user: str = "u-jane") -> dict[str, Any]:
