@@ -328,7 +328,8 @@ def preview(flow: Flow, raw_event: Any) -> list[dict[str, Any]]:
     The event goes the way it would from the flow's primary source: its
     ``next`` chain, then each destination's ``before`` chain. One entry per
     message a destination would send (its exact wire form, where the
-    destination can render it), or per skip or stop, with the reason.
+    destination can render it), or per skip or stop, with the reason; each
+    names its destination.
     """
     event: Any = flow.collector.prepare(raw_event)
     ingest: dict[str, Any] = {}
@@ -346,8 +347,21 @@ def preview(flow: Flow, raw_event: Any) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = []
     for branch in branches:
         for active in flow.collector.destinations:
-            lines.extend(preview_destination(active, branch, ingest))
+            lines.extend(
+                named(active.id, line) for line in preview_destination(active, branch, ingest)
+            )
     return lines
+
+
+def named(destination_id: str, line: dict[str, Any]) -> dict[str, Any]:
+    """The line with ``destination`` first: every ``flows push`` line says whose it is.
+
+    A line that names its destination already is kept; a wire message (Segment's)
+    gains the key and is otherwise exactly what would be posted.
+    """
+    if "destination" in line:
+        return line
+    return {"destination": destination_id, **line}
 
 
 def preview_destination(

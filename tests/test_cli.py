@@ -116,9 +116,11 @@ def test_push_prints_the_exact_messages_and_skip_reasons(tmp_path: Path) -> None
         "user login",
         "order complete",
     ]
-    lines = [m for m in every if m.get("destination") != "log"]
+    assert [m["destination"] for m in every] == ["segment", "log"] * 4, "every line names its own"
+    lines = [m for m in every if m["destination"] == "segment"]
     assert [m["type"] for m in lines] == ["page", "track", "identify", "track"]
     for message in lines:
+        assert next(iter(message)) == "destination", "the name first, then the exact message"
         assert message["context"]["library"]["name"] == "analytics-python"
         assert message["messageId"].startswith("17000000")
     anonymous = tmp_path / "anonymous.json"
@@ -142,7 +144,7 @@ def test_push_reports_invalid_events_with_paths(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "event 0: name:" in result.stderr
     shown = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [line.get("destination", "segment") for line in shown] == ["segment", "log"], (
+    assert [line["destination"] for line in shown] == ["segment", "log"], (
         "the valid event is still shown, once per destination"
     )
 
