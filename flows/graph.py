@@ -329,7 +329,7 @@ def preview(flow: Flow, raw_event: Any) -> list[dict[str, Any]]:
     ``next`` chain, then each destination's ``before`` chain. One entry per
     message a destination would send (its exact wire form, where the
     destination can render it), or per skip or stop, with the reason; each
-    names its destination.
+    names its destination. A destination that raises gets a ``failed`` line.
     """
     event: Any = flow.collector.prepare(raw_event)
     ingest: dict[str, Any] = {}
@@ -347,10 +347,23 @@ def preview(flow: Flow, raw_event: Any) -> list[dict[str, Any]]:
     lines: list[dict[str, Any]] = []
     for branch in branches:
         for active in flow.collector.destinations:
-            lines.extend(
-                named(active.id, line) for line in preview_destination(active, branch, ingest)
-            )
+            try:
+                shown = preview_destination(active, branch, ingest)
+            except Exception as error:  # a bug in one destination; the others still show
+                lines.append(_failed(active.id, branch, error))
+                continue
+            lines.extend(named(active.id, line) for line in shown)
     return lines
+
+
+def _failed(destination_id: str, event: Any, error: Exception) -> dict[str, Any]:
+    """The line for a destination whose preview raised: ``failed`` holds the error."""
+    return {
+        "destination": destination_id,
+        "failed": f"{type(error).__name__}: {error}",
+        "event": event.get("name"),
+        "id": event.get("id"),
+    }
 
 
 def named(destination_id: str, line: dict[str, Any]) -> dict[str, Any]:

@@ -137,6 +137,47 @@ def test_push_prints_the_exact_messages_and_skip_reasons(tmp_path: Path) -> None
     assert reasons == [("segment", "no identity"), ("segment", "ignore")]
 
 
+def test_push_names_each_destination_and_a_raising_one_fails_the_command(tmp_path: Path) -> None:
+    flow = tmp_path / "two.flow.json"
+    flow.write_text(
+        json.dumps(
+            {
+                "version": 4,
+                "flows": {
+                    "default": {
+                        "sources": {"http": {"package": "http"}},
+                        "destinations": {
+                            "broken": {
+                                "package": "tests.user_destinations:BrokenPreviewDestination"
+                            },
+                            "log": {
+                                "package": "log",
+                                "config": {"data": {"map": {"title": "data.title"}}},
+                            },
+                        },
+                    }
+                },
+            }
+        )
+    )
+    result = run_flows("push", str(flow), "--event", str(EXAMPLES / "events" / "page-view.json"))
+    assert result.returncode == 1, "a destination that raises fails the command"
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [
+        {
+            "destination": "broken",
+            "failed": "KeyError: 'sku'",
+            "event": "page view",
+            "id": "1700000000000-page-view",
+        },
+        {"destination": "log", "event": "page view", "data": {"title": "Documentation"}},
+    ], "the other destination is still shown"
+    assert (
+        "flows: error: event 0: destination broken failed on 'page view': KeyError: 'sku'"
+        in result.stderr
+    )
+    assert "Traceback" not in result.stderr
+
+
 def test_push_reports_invalid_events_with_paths(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"name": "ping"}, {"name": "page view", "user": {"id": "u"}}]))

@@ -81,3 +81,18 @@ class StubbornDestination(Destination[SkuSettings]):
     def shutdown(self, timeout: float) -> ShutdownReport:
         self.release.wait(30)
         return ShutdownReport()
+
+
+class BrokenPreviewDestination(Destination[SkuSettings]):
+    """A destination with a bug in what it would send: its ``preview`` raises."""
+
+    type = "broken-preview"
+    Settings = SkuSettings
+
+    def push(self, event: Mapping[str, Any], context: PushContext) -> Skipped | None:
+        return None
+
+    def preview(
+        self, event: Mapping[str, Any], context: PushContext
+    ) -> list[dict[str, Any]] | Skipped:
+        raise KeyError("sku")

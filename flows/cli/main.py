@@ -115,6 +115,11 @@ def cmd_push(args: argparse.Namespace) -> int:
             continue
         for line in lines:
             out.write(orjson.dumps(line, option=orjson.OPT_APPEND_NEWLINE))
+            if "failed" in line:
+                failures.append(
+                    f"event {index}: destination {line['destination']} failed on "
+                    f"{line['event']!r}: {line['failed']}"
+                )
     out.flush()
     if failures:
         raise CommandError(failures)
