@@ -9,24 +9,18 @@
   result (the event it returned, or the one it left unchanged) is stored; a
   ``push`` that stops the chain (False) or raises stores nothing. ``update``
   with status MISS applies to what goes on, not to what is stored.
-- Destination (``check_duplicate``, ``dedup_push``): a hit is a duplicate: the
-  push is skipped and answered ``Skipped("duplicate")``, which the collector
+- Destination (``check_duplicate``, used by ``ActiveDestination.deliver``): a
+  hit is a duplicate: the push is skipped and answered ``Skipped("duplicate")``, which the collector
   counts per reason like any skip. With ``stop: false`` the check runs on the
   event the destination's ``before`` chain produced (just before ``push``),
   with ``stop: true`` on the event before that chain (so a duplicate skips the
   chain too). Only a push that was handed on (``push`` returned None) marks the
   event seen; walkerOS marks failed pushes too, so a retry would be dropped as
   a duplicate. The stored value is ``True``; ``update`` does not apply.
-- Source (``cached_answer``): keyed on ``ingest`` alone (no event exists yet).
-  With ``stop: true`` (the default for sources) a hit answers with the stored
-  answer (``update`` applied, status HIT: ``headers.X-Cache``) and the request
-  runs no pipeline at all, so it suits idempotent requests (a GET whose answer
-  is the same each time), or a key unique to a retried request (an idempotency
-  header) to answer retries without sending their events twice. A miss runs
-  the request and stores its answer (not an error answer, status 400 and up:
-  an overload 503 must not stick for the ttl). With ``stop: false`` a hit only
-  counts as seen and the request runs as usual. Answers are walkerOS's
-  respond shape, ``{"status": int, "headers": {...}, "body": ...}``.
+- Source: not applied here. walkerOS answers a source cache hit from the cache
+  without running the request, which for a collector would drop the events of
+  every later request with the same key; ``flows validate`` warns that a
+  source's ``cache`` has no effect.
 """
 
 from __future__ import annotations
@@ -100,46 +94,3 @@ def check_duplicate(
     if probe.hit:
         return DUPLICATE
     return probe
-
-
-def dedup_push(push: DestinationPush, cache: EventCache) -> DedupPush:
-    """A destination's ``push`` that skips events ``cache`` has seen (the ``stop: false`` check).
-
-    The result takes the event's ``ingest`` as a third argument, since the
-    destination's ``PushContext`` does not carry it.
-    """
-
-    def push_once(
-        event: Mapping[str, Any], context: PushContext, ingest: Mapping[str, Any] | None
-    ) -> Skipped | None:
-        checked = check_duplicate(cache, event, ingest)
-        if isinstance(checked, Skipped):
-            return checked
-        outcome = push(event, context)
-        if outcome is None and checked is not None:
-            checked.remember(True)
-        return outcome
-
-    return push_once
-
-
-def cached_answer(handle: AnswerHandler, cache: EventCache) -> AnswerHandler:
-    """A source's request handler behind ``cache``: ``(ingest) -> answer``, see the module doc."""
-
-    async def answer(ingest: Mapping[str, Any] | None) -> Answer:
-        probe = cache.probe(None, ingest)
-        if probe is None:
-            return await handle(ingest)
-        if not cache.stop:
-            if not probe.hit:
-                probe.remember(True)
-            return await handle(ingest)
-        if isinstance(probe.value, dict):
-            return probe.updated(probe.value, "HIT")  # type: ignore[no-any-return]
-        response = await handle(ingest)
-        status = response.get("status", 200)
-        if isinstance(status, int) and status < 400:
-            probe.remember(response)
-        return probe.updated(response, "MISS")  # type: ignore[no-any-return]
-
-    return answer

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,18 +12,13 @@ import pytest
 from pydantic import BaseModel
 
 from collector.cache import CacheConfigError, EventCache, compile_cache
-from collector.cache_steps import (
-    DUPLICATE,
-    Answer,
-    CacheStop,
-    cached_answer,
-    cached_push,
-    check_duplicate,
-    dedup_push,
-)
-from collector.destination import PushContext, Skipped
+from collector.cache_steps import DUPLICATE, CacheStop, cached_push, check_duplicate
+from collector.collector import ActiveDestination
+from collector.dead_letter import DeadLetterFile
+from collector.destination import Destination, PushContext, Skipped
+from collector.destinations.function import FunctionDestination, FunctionSettings
 from collector.destinations.log import LogDestination, LogSettings
-from collector.paths import UNDEFINED
+from collector.mapping import compile_mapping
 from collector.store import Store
 from collector.stores.memory import MemoryStore
 from collector.transformer import Event, FunctionTransformer, TransformerContext
@@ -306,34 +300,39 @@ def test_a_stored_value_that_is_not_an_event_is_a_miss_for_a_transformer() -> No
 # --- destinations --------------------------------------------------------------------------------
 
 
-def log_destination(tmp_path: Path) -> tuple[LogDestination, Path]:
-    path = tmp_path / "events.ndjson"
-    destination = LogDestination(LogSettings.model_validate({"path": str(path)}))
-    destination.init()
-    return destination, path
-
-
-def push_context(destination: LogDestination) -> PushContext:
-    return PushContext(None, UNDEFINED, {}, destination.logger)
+def cached_destination(
+    destination: Destination[Any], tmp_path: Path, config: dict[str, Any]
+) -> ActiveDestination:
+    """``destination`` as a flow runs it (``ActiveDestination.deliver``) behind ``cache``."""
+    active = ActiveDestination(
+        destination,
+        compile_mapping({}),
+        dead_letter=DeadLetterFile(tmp_path / "events.jsonl", destination.id, key="event"),
+    )
+    active.cache = compile_cache(config)
+    return active
 
 
 def test_a_destination_hit_skips_the_push_as_a_duplicate(tmp_path: Path) -> None:
-    destination, path = log_destination(tmp_path)
-    cache = compile_cache({"rules": [{"key": ["event.id"], "ttl": 300}]})
-    push = dedup_push(destination.push, cache)
+    path = tmp_path / "events.ndjson"
+    log = LogDestination(LogSettings.model_validate({"path": str(path)}), destination_id="log")
+    log.init()
+    active = cached_destination(log, tmp_path, {"rules": [{"key": ["event.id"], "ttl": 300}]})
     outcomes = [
-        push({"id": event_id, "name": "order complete"}, push_context(destination), None)
+        active.deliver({"id": event_id, "name": "order complete"}, {})
         for event_id in ("o1", "o1", "o2", "o1")
     ]
-    destination.shutdown(1.0)
-    assert outcomes == [None, DUPLICATE, None, DUPLICATE]
+    log.shutdown(1.0)
+    assert outcomes == ["sent", DUPLICATE, "sent", DUPLICATE]
     assert DUPLICATE.reason == "duplicate"
     lines = [orjson.loads(line) for line in path.read_bytes().splitlines()]
     assert [line["id"] for line in lines] == ["o1", "o2"]
-    assert cache.counters() == {"hits": 2, "misses": 2, "errors": 0}
+    assert active.cache is not None
+    assert active.cache.counters() == {"hits": 2, "misses": 2, "errors": 0}
+    assert active.stats.skipped == {"duplicate": 2}
 
 
-def test_only_a_push_that_was_handed_on_marks_the_event_seen() -> None:
+def test_only_a_push_that_was_handed_on_marks_the_event_seen(tmp_path: Path) -> None:
     outcomes: list[Skipped | None] = [Skipped("no identity"), None]
     calls = 0
 
@@ -344,15 +343,15 @@ def test_only_a_push_that_was_handed_on_marks_the_event_seen() -> None:
             raise ConnectionError("down")
         return outcomes.pop(0)
 
-    cache = compile_cache({"rules": [{"key": ["event.id"], "ttl": 300}]})
-    dedup = dedup_push(push, cache)
-    ctx = PushContext(None, UNDEFINED, {}, logging.getLogger("test"))
-    assert dedup({"id": "a"}, ctx, None) == Skipped("no identity")
-    with pytest.raises(ConnectionError):
-        dedup({"id": "a"}, ctx, None)
-    assert dedup({"id": "a"}, ctx, None) is None
-    assert dedup({"id": "a"}, ctx, None) is DUPLICATE
+    function = FunctionDestination(FunctionSettings(), destination_id="flaky", function=push)
+    active = cached_destination(function, tmp_path, {"rules": [{"key": ["event.id"], "ttl": 300}]})
+    assert active.deliver({"id": "a", "name": "page view"}, {}) == Skipped("no identity")
+    assert active.deliver({"id": "a", "name": "page view"}, {}) == "failed", "dead-lettered"
+    assert active.deliver({"id": "a", "name": "page view"}, {}) == "sent"
+    assert active.deliver({"id": "a", "name": "page view"}, {}) is DUPLICATE
     assert calls == 3
+    [dead] = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert orjson.loads(dead)["event"]["id"] == "a"
 
 
 def test_check_duplicate_serves_the_stop_check_before_the_before_chain() -> None:
@@ -363,79 +362,6 @@ def test_check_duplicate_serves_the_stop_check_before_the_before_chain() -> None
     assert not isinstance(probe, Skipped)
     probe.remember(True)
     assert check_duplicate(cache, {"id": "a"}, None) is DUPLICATE
-
-
-# --- sources -------------------------------------------------------------------------------------
-
-
-def server_source_cache() -> EventCache:
-    """The cache of walkerOS's complete example flow: GETs by method and path, X-Cache header."""
-    flow = load_fixture("walkeros-flows/cli-flow-complete.json")
-    config = flow["flows"]["server"]["sources"]["http"]["cache"]
-    return compile_cache(config, path="flows.server.sources.http.cache", default_stop=True)
-
-
-def test_a_source_hit_answers_from_the_cache_without_running_the_request() -> None:
-    runs: list[Any] = []
-
-    async def handle(ingest: Mapping[str, Any] | None) -> Answer:
-        runs.append(ingest)
-        return {"status": 200, "headers": {"Content-Type": "application/json"}, "body": b"{}"}
-
-    answer = cached_answer(handle, server_source_cache())
-
-    async def requests() -> list[Answer]:
-        get = {"method": "GET", "path": "/collect"}
-        return [
-            await answer(get),
-            await answer(dict(get)),
-            await answer({"method": "POST", "path": "/collect"}),
-            await answer({"method": "POST", "path": "/collect"}),
-        ]
-
-    first, second, post1, post2 = asyncio.run(requests())
-    assert first["headers"] == {"Content-Type": "application/json", "X-Cache": "MISS"}
-    assert second["headers"] == {"Content-Type": "application/json", "X-Cache": "HIT"}
-    assert first["body"] == second["body"] == b"{}"
-    assert "X-Cache" not in post1["headers"]
-    assert post2 == post1
-    assert len(runs) == 3  # the second GET ran nothing
-
-
-def test_a_source_does_not_keep_error_answers_and_stop_false_only_counts() -> None:
-    statuses = [503, 200]
-
-    async def handle(ingest: Mapping[str, Any] | None) -> Answer:
-        return {"status": statuses.pop(0) if statuses else 200, "headers": {}, "body": b""}
-
-    answer = cached_answer(handle, server_source_cache())
-    get = {"method": "GET", "path": "/x"}
-
-    async def three() -> list[Answer]:
-        return [await answer(get), await answer(get), await answer(get)]
-
-    busy, ok, cached = asyncio.run(three())
-    assert (busy["status"], ok["status"], cached["headers"]) == (503, 200, {"X-Cache": "HIT"})
-
-    passes = 0
-
-    async def count(ingest: Mapping[str, Any] | None) -> Answer:
-        nonlocal passes
-        passes += 1
-        return {"status": 200, "headers": {}, "body": b""}
-
-    seen_only = compile_cache(
-        {"stop": False, "rules": [{"key": ["ingest.path"], "ttl": 5}]}, default_stop=True
-    )
-    counting = cached_answer(count, seen_only)
-
-    async def twice() -> None:
-        await counting({"path": "/a"})
-        await counting({"path": "/a"})
-
-    asyncio.run(twice())
-    assert passes == 2
-    assert seen_only.counters()["hits"] == 1
 
 
 # --- compile errors ------------------------------------------------------------------------------
@@ -505,6 +431,13 @@ def test_an_unknown_store_lists_the_declared_ones_with_a_suggestion() -> None:
     )
     with pytest.raises(CacheConfigError, match=r"\(no stores declared\)"):
         compile_cache({"store": "x", "rules": [RULE]})
+
+
+def server_source_cache() -> EventCache:
+    """The cache of walkerOS's complete example flow: GETs by method and path, X-Cache header."""
+    flow = load_fixture("walkeros-flows/cli-flow-complete.json")
+    config = flow["flows"]["server"]["sources"]["http"]["cache"]
+    return compile_cache(config, path="flows.server.sources.http.cache", default_stop=True)
 
 
 def test_sources_stop_by_default_and_other_steps_do_not() -> None:
