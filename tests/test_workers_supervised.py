@@ -252,7 +252,9 @@ def test_workers_stop_and_flush_when_the_parent_is_killed(
     """
     dead = tmp_path / "dead.jsonl"
     flow = write_flow(tmp_path, {"flushInterval": 30_000, "deadLetterFile": str(dead)})
-    env = {"SEGMENT_HOST": segment_receiver.url}
+    temp = tmp_path / "temp"  # where the workers' shared metrics directory is made
+    temp.mkdir()
+    env = {"SEGMENT_HOST": segment_receiver.url, "TMPDIR": str(temp)}
     shutdown_timeout = 5
     workers: set[int] = set()
     try:
@@ -289,6 +291,7 @@ def test_workers_stop_and_flush_when_the_parent_is_killed(
     assert not missing, f"{len(missing)} of {len(accepted)} accepted neither sent nor dead-lettered"
     assert stopped_after < shutdown_timeout, "the stop waited for the batch to fill"
     assert len(logs.matching(rf"stopped because its parent \(pid {process.pid}\) died")) == 2
+    assert list(temp.iterdir()) == [], "the last worker out removed the metrics directory"
     print(f"\nparent SIGKILLed -> both workers flushed and exited in {stopped_after:.2f} s")
 
 

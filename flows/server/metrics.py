@@ -6,6 +6,7 @@ families when ``/metrics`` is scraped, so metrics cost nothing per event.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -110,6 +111,18 @@ class SharedSnapshots:
             os.replace(partial, self.path)
         except OSError as error:
             logger.warning("metrics of worker %d not shared: %s", self.worker, error.strerror)
+
+    def leave(self) -> None:
+        """Remove this worker's file, and the directory once it is the last one out.
+
+        For a worker whose parent died: nobody else will clean the directory up.
+        The files go before the ``rmdir``, so of workers leaving together the
+        last one's ``rmdir`` finds the directory empty.
+        """
+        for path in (self.path, self.path.with_suffix(".tmp")):
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not empty: another worker is still there
+            self.directory.rmdir()
 
     def others(self) -> list[Snapshot]:
         found: list[Snapshot] = []

@@ -10,6 +10,7 @@ flushed and exited. A worker whose parent dies stops as if sent SIGTERM.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import tempfile
@@ -37,19 +38,24 @@ def serve_workers(
 ) -> int:
     """Fork ``workers`` servers on ``sock``; returns 0 when all of them stopped cleanly."""
     shared_dir = Path(tempfile.mkdtemp(prefix="flows-metrics-"))
+    parent = os.getpid()
     for active in collector.destinations:
         active.destination.before_fork(workers)
 
     def serve_one(index: int, on_listening: Callable[[], None]) -> int:
-        source.shared = SharedSnapshots(shared_dir, index)
-        return serve_socket(
-            collector,
-            source,
-            sock,
-            shutdown_timeout,
-            on_listening=on_listening,
-            access_log=access_log,
-        )
+        shared = source.shared = SharedSnapshots(shared_dir, index)
+        try:
+            return serve_socket(
+                collector,
+                source,
+                sock,
+                shutdown_timeout,
+                on_listening=on_listening,
+                access_log=access_log,
+            )
+        finally:
+            if os.getppid() != parent:  # the parent died (SIGKILL): its cleanup never runs
+                shared.leave()
 
     try:
         return prefork(
