@@ -21,6 +21,7 @@ import orjson
 
 from collector.event import EventValidationError
 from flows.cli import demo as demo_command
+from flows.cli import init as init_command
 from flows.cli.commands import CommandError, CommandTakenError, Handler, add_installed_commands
 from flows.flowfile.config import FlowError, read_flow_file, resolve_flow
 
@@ -440,6 +441,7 @@ def build_parser(installed: Iterable[EntryPoint] | None = None) -> argparse.Argu
         metavar="N",
         help="send at most N messages per second (default: no limit)",
     )
+    init_command.add_command(command)
     demo_command.add_command(command)
     add_installed_commands(
         command, lambda line: print(f"flows: warning: {line}", file=sys.stderr), installed
