@@ -1,12 +1,15 @@
 # syntax=docker/dockerfile:1
 # A slim, non-root image that runs one bundled flow. Secrets come from the
 # environment at run time (SEGMENT_WRITE_KEY); none is written into a layer.
-#   docker build --build-arg FLOW_FILE=examples/shop.flow.json -t flows .
+#   docker build --build-arg FLOW_FILE=flows/examples/shop.flow.json -t flows .
 #   docker run -p 8080:8080 -e SEGMENT_WRITE_KEY=... flows
+# FLOW_FILE is a path in the build context. The examples are named where they really are
+# (flows/examples/, shipped in the package): a COPY through the examples/ symlink at the
+# root is not relied on.
 ARG PYTHON_IMAGE=python:3.11-slim
 
 FROM ${PYTHON_IMAGE} AS build
-ARG FLOW_FILE=examples/shop.flow.json
+ARG FLOW_FILE=flows/examples/shop.flow.json
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 RUN python -m venv /opt/flows

@@ -62,7 +62,7 @@ def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def flow_file(directory: Path, buffered: bool) -> Path:
-    flow = json.loads((ROOT / "examples" / "scale.flow.json").read_text())
+    flow = json.loads((ROOT / "flows" / "examples" / "scale.flow.json").read_text())
     spec = flow["flows"]["default"]
     if not buffered:
         spec["config"]["settings"].pop("buffer")

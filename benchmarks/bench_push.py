@@ -36,7 +36,7 @@ from destination_segment.sdk_client import sdk_arguments
 from flows.flowfile.contract import resolve_contracts
 
 WRITE_KEY = "bench-write-key"
-SHOP_FLOW = Path(__file__).resolve().parents[1] / "examples" / "shop.flow.json"
+SHOP_FLOW = Path(__file__).resolve().parents[1] / "flows" / "examples" / "shop.flow.json"
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parent.parent
-SHOP_FLOW = ROOT / "examples" / "shop.flow.json"
+SHOP_FLOW = ROOT / "flows" / "examples" / "shop.flow.json"
 HOST = "127.0.0.1"
 WRITE_KEY = "bench-write-key"
 

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "flows" / "examples"
+"""The examples (shipped as package data); ``examples/`` at the root is a symlink to them."""
 DEMO_FLOW = EXAMPLES / "shop.flow.json"
 FLOWS = [sys.executable, "-m", "flows.cli"]
 

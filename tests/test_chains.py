@@ -265,7 +265,9 @@ def test_flows_test_prints_a_diff_and_exits_1_on_a_failing_example(
     assert out.rstrip().endswith("1 passed, 1 failed, 0 skipped")
 
 
-@pytest.mark.parametrize("flow", sorted(Path(__file__).parents[1].glob("examples/*.flow.json")))
+@pytest.mark.parametrize(
+    "flow", sorted(Path(__file__).parents[1].glob("flows/examples/*.flow.json"))
+)
 def test_every_example_flow_passes_its_step_examples(
     flow: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -9,16 +9,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
+from pathlib import Path
 
 import httpx
 import pytest
 
 from destination_segment.receiver import SegmentReceiver
 from flows.cli.demo import segment_target
-from tests.cli_helpers import EXAMPLES, ROOT, free_port
+from tests.cli_helpers import FLOWS, ROOT, free_port, run_flows
+from tests.demo_helpers import JOURNEY_TYPES, run_demo
 
 
 def test_where_the_demo_sends() -> None:
@@ -56,38 +55,34 @@ def test_with_a_write_key_and_host_the_demo_sends_there_and_starts_no_receiver()
         httpx.get(f"http://127.0.0.1:{sink}/health", timeout=1)
 
 
-def run_demo(env: dict[str, str], port: int, receiver_url: str) -> str:
-    """Start the demo, post the journey, wait for its 4 messages at ``receiver_url``, stop it."""
-    demo = subprocess.Popen(
-        [sys.executable, "-m", "flows.cli.demo"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert demo.poll() is None, demo.communicate()[1]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the demo did not get ready in 30 s"
-            time.sleep(0.1)
-        journey = json.loads((EXAMPLES / "events" / "journey.json").read_text())
-        answer = httpx.post(f"http://127.0.0.1:{port}/collect", json=journey, timeout=10)
-        assert answer.json() == {"ok": True, "accepted": len(journey)}
-        messages: list[dict[str, object]] = []
-        while len(messages) < 4 and time.monotonic() < deadline + 10:
-            messages = httpx.get(f"{receiver_url}/messages", timeout=5).json()["messages"]
-            time.sleep(0.1)
-        assert sorted(str(m["type"]) for m in messages) == ["identify", "page", "track", "track"]
-    finally:
-        demo.send_signal(signal.SIGTERM)
-        out, err = demo.communicate(timeout=30)
-    assert demo.returncode == 0, err
-    assert f"POST events to http://127.0.0.1:{port}/collect" in out
-    return out
+def test_flows_demo_flags_win_and_the_record_lands_in_the_current_directory(
+    tmp_path: Path,
+) -> None:
+    port, sink = free_port(), free_port()
+    env = {**os.environ, "PORT": "not-used", "SEGMENT_SINK_PORT": "not-used"}
+    env.pop("SEGMENT_WRITE_KEY", None)
+    env.pop("SEGMENT_HOST", None)
+    command = [*FLOWS, "demo", "--port", str(port), "--sink-port", str(sink)]
+    out = run_demo(env, port, f"http://127.0.0.1:{sink}", command=command, cwd=tmp_path)
+    shop = ROOT / "flows" / "examples" / "shop.flow.json"
+    assert f"demo flow: {shop}\n" in out, "not under the cwd: shown absolute"
+    assert "(also appended to out/segment-received.jsonl)" in out, "under the cwd: relative"
+    record = tmp_path / "out" / "segment-received.jsonl"
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    assert sorted(line["type"] for line in lines) == JOURNEY_TYPES
+
+
+def test_from_the_repository_the_demo_shows_paths_relative_to_it() -> None:
+    port, sink = free_port(), free_port()
+    env = {**os.environ, "PORT": str(port), "SEGMENT_SINK_PORT": str(sink)}
+    env.pop("SEGMENT_WRITE_KEY", None)
+    env.pop("SEGMENT_HOST", None)
+    out = run_demo(env, port, f"http://127.0.0.1:{sink}", stop=signal.SIGINT)
+    assert "demo flow: flows/examples/shop.flow.json\n" in out
+    assert "--data @flows/examples/events/journey.json" in out
+
+
+def test_a_port_variable_that_is_not_a_number_is_named() -> None:
+    result = run_flows("demo", env={"PORT": "eighty"})
+    assert result.returncode == 1
+    assert result.stderr == "flows: error: PORT must be a port number, not 'eighty'\n"

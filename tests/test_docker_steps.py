@@ -165,6 +165,33 @@ def test_compose_builds_once_and_waits_for_healthy_services(name: str) -> None:
         assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
 
 
+def _through_symlink(relative: str) -> bool:
+    """Whether a build-context path has a symlink in it (a COPY must not rely on one)."""
+    path = ROOT
+    for part in Path(relative).parts:
+        path = path / part
+        if path.is_symlink():
+            return True
+    return False
+
+
+def test_every_flow_file_the_builds_copy_is_a_real_path() -> None:
+    default = [
+        arg for word, arg in _instructions() if word == "ARG" and arg.startswith("FLOW_FILE=")
+    ]
+    assert default == ["FLOW_FILE=flows/examples/shop.flow.json"]
+    named = [default[0].partition("=")[2]]
+    for name in COMPOSE_FILES:
+        services = yaml.safe_load((ROOT / name).read_text())["services"]
+        named += [
+            spec["build"]["args"]["FLOW_FILE"] for spec in services.values() if "build" in spec
+        ]
+    assert len(named) == 1 + len(COMPOSE_FILES)
+    for flow_file in named:
+        assert (ROOT / flow_file).is_file(), flow_file
+        assert not _through_symlink(flow_file), f"{flow_file}: goes through a symlink"
+
+
 @pytest.mark.parametrize("name", COMPOSE_FILES)
 def test_the_receivers_healthcheck_reaches_its_health_route(name: str) -> None:
     sink = yaml.safe_load((ROOT / name).read_text())["services"]["segment-sink"]
@@ -198,7 +225,7 @@ def test_dockerfile_steps_install_bundle_and_run(tmp_path: Path) -> None:
             text = text.replace(old, moved[old])
         return text
 
-    args = {"FLOW_FILE": "examples/shop.flow.json"}
+    args: dict[str, str] = {}  # the Dockerfile's own ARG defaults
     (tmp_path / "src").mkdir()
     (tmp_path / "opt").mkdir()
     env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
@@ -216,6 +243,7 @@ def test_dockerfile_steps_install_bundle_and_run(tmp_path: Path) -> None:
             destination = Path(move(target)) if target.startswith("/") else workdir / target
             for source in sources:
                 origin = ROOT / source
+                assert not _through_symlink(source), f"COPY {source}: goes through a symlink"
                 if origin.is_dir():
                     shutil.copytree(
                         origin, destination, ignore=shutil.ignore_patterns("__pycache__")

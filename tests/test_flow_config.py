@@ -14,7 +14,7 @@ from flows.flowfile.config import FlowError, read_flow_file, resolve_flow
 from flows.flowfile.schema import flow_file_schema
 from flows.graph import build_flow, preview
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "flows" / "examples"
 DEMO = EXAMPLES / "shop.flow.json"
 
 
@@ -157,7 +157,7 @@ def test_schema_describes_segment_settings_and_is_committed() -> None:
     assert "writeKey" in schema["$defs"]["SegmentSettings"]["properties"]
     committed = json.loads((EXAMPLES / "flow.schema.json").read_text())
     assert committed == json.loads(json.dumps(schema)), (
-        "examples/flow.schema.json is stale: run `flows schema -o examples/flow.schema.json`"
+        "flows/examples/flow.schema.json is stale: run `flows schema -o flows/examples/flow.schema.json`"
     )
 
 

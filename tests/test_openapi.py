@@ -119,8 +119,8 @@ def test_the_committed_document_is_the_demo_flows(tmp_path: Any) -> None:
     flow = build_flow(resolve_flow(read_flow_file(str(DEMO_FLOW)), env={}))
     http = flow.sources["http"].settings  # type: ignore[attr-defined]
     assert json.loads(COMMITTED.read_text()) == json.loads(json.dumps(openapi_document(http))), (
-        "examples/openapi.json is stale: run "
-        "`flows openapi examples/shop.flow.json -o examples/openapi.json`"
+        "flows/examples/openapi.json is stale: run "
+        "`flows openapi flows/examples/shop.flow.json -o flows/examples/openapi.json`"
     )
     written = tmp_path / "openapi.json"
     result = run_flows("openapi", str(DEMO_FLOW), "-o", str(written))

@@ -1,27 +1,37 @@
-"""``make run``: the demo shop flow with a local Segment-compatible receiver.
+"""``flows demo`` (and ``make run``, ``python -m flows.cli.demo``): the shop flow with a
+local Segment-compatible receiver.
 
 Starts the receiver (unless a real Segment write key or a host is set), then
-serves examples/shop.flow.json, and prints where to POST events and where to
-read what Segment would receive. With ``SEGMENT_WRITE_KEY`` alone the events go
-to real Segment: the flow's own host default (the local receiver) must not win.
+serves the packaged examples/shop.flow.json, and prints where to POST events and
+where to read what Segment would receive. With ``SEGMENT_WRITE_KEY`` alone the
+events go to real Segment: the flow's own host default (the local receiver) must
+not win. The examples are package data, so this works from an installed wheel;
+the receiver's record goes to ``./out/`` of the current directory, never into
+the package.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Mapping
+from importlib.resources import as_file, files
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from flows.cli.main import main as flows_main
-
-ROOT = Path(__file__).resolve().parents[2]
-DEMO_FLOW = ROOT / "examples" / "shop.flow.json"
-EXAMPLE_EVENTS = ROOT / "examples" / "events" / "journey.json"
-
+from flows.cli.commands import AddCommand, CommandError
 
 REAL_SEGMENT_HOST = "https://api.segment.io"
 """Segment's own API (the SDK's default host), where a write key alone sends."""
+
+RECORD = Path("out") / "segment-received.jsonl"
+"""Where the local receiver appends what it got, under the current directory."""
+
+
+def examples() -> Traversable:
+    """The examples shipped in the package (``flows/examples``)."""
+    return files("flows") / "examples"
 
 
 def segment_target(env: Mapping[str, str]) -> str | None:
@@ -34,32 +44,79 @@ def segment_target(env: Mapping[str, str]) -> str | None:
     return None
 
 
-def main() -> int:
-    """Run the receiver and the demo flow together until Ctrl-C."""
-    from destination_segment.receiver import SegmentReceiver
+def shown(path: Path, cwd: Path | None = None) -> str:
+    """``path`` relative to ``cwd`` (default: the current directory) when under it, else
+    absolute: what a user can paste where they are."""
+    here = (cwd or Path.cwd()).resolve()
+    absolute = path.resolve()
+    return str(absolute.relative_to(here)) if absolute.is_relative_to(here) else str(absolute)
 
-    port = int(os.environ.get("PORT", "8080"))
+
+def add_command(add: AddCommand) -> None:
+    """Add ``demo`` and its options to ``flows``."""
+    demo = add("demo", run, "Serve the example shop flow into a local Segment receiver")
+    demo.add_argument("--port", type=int, help="flow's listen port (default: PORT, else 8080)")
+    demo.add_argument(
+        "--sink-port",
+        type=int,
+        help="local receiver's port (default: SEGMENT_SINK_PORT, else 9010)",
+    )
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    """A port from the environment variable ``name``; a CommandError names it when it is not one."""
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise CommandError(f"{name} must be a port number, not {value!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the receiver and the demo flow together until Ctrl-C."""
+    port = args.port if args.port is not None else _port(os.environ, "PORT", 8080)
+    sink_port = (
+        args.sink_port
+        if args.sink_port is not None
+        else _port(os.environ, "SEGMENT_SINK_PORT", 9010)
+    )
+    with (
+        as_file(examples() / "shop.flow.json") as flow,
+        as_file(examples() / "events" / "journey.json") as journey,
+    ):
+        return _serve(flow, journey, port, sink_port)
+
+
+def _serve(flow: Path, journey: Path, port: int, sink_port: int) -> int:
+    from destination_segment.receiver import SegmentReceiver
+    from flows.cli.main import main as flows_main
+
     target = segment_target(os.environ)
     receiver = None
+    record = Path.cwd() / RECORD
     if target is not None:
         os.environ["SEGMENT_HOST"] = target
     else:
-        sink_port = int(os.environ.get("SEGMENT_SINK_PORT", "9010"))
-        record = ROOT / "out" / "segment-received.jsonl"
-        record.parent.mkdir(exist_ok=True)
-        receiver = SegmentReceiver(port=sink_port, record_path=record).start()
+        record.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            receiver = SegmentReceiver(port=sink_port, record_path=record).start()
+        except OSError as error:
+            raise CommandError(
+                f"--sink-port: cannot listen on 127.0.0.1:{sink_port}: {error.strerror or error}"
+            ) from None
         os.environ["SEGMENT_HOST"] = receiver.url
     collect = f"http://127.0.0.1:{port}/collect"
     print(
         "\n".join(
             [
-                f"demo flow: {DEMO_FLOW.relative_to(ROOT)}",
+                f"demo flow: {shown(flow)}",
                 f"POST events to {collect}, e.g.:",
-                f"  curl -s {collect} -H 'Content-Type: application/json' "
-                f"--data @{EXAMPLE_EVENTS.relative_to(ROOT)}",
+                f"  curl -s {collect} -H 'Content-Type: application/json' --data @{shown(journey)}",
                 (
                     f"what Segment would receive: curl -s {receiver.url}/messages "
-                    f"(also appended to {record.relative_to(ROOT)})"
+                    f"(also appended to {shown(record)})"
                     if receiver is not None
                     else f"sending to {target} (SEGMENT_WRITE_KEY / SEGMENT_HOST are set)"
                 ),
@@ -69,10 +126,17 @@ def main() -> int:
         flush=True,
     )
     try:
-        return flows_main(["run", str(DEMO_FLOW), "--port", str(port), "--host", "127.0.0.1"])
+        return flows_main(["run", str(flow), "--port", str(port), "--host", "127.0.0.1"])
     finally:
         if receiver is not None:
             receiver.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flows.cli.demo [--port N] [--sink-port N]``: the same as ``flows demo``."""
+    from flows.cli.main import main as flows_main
+
+    return flows_main(["demo", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

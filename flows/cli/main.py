@@ -1,5 +1,6 @@
 """The ``flows`` command line: validate, bundle, push, test, run, schema, openapi, replay,
-and the commands installed distributions add (``flows.commands``: ``segment-sink``).
+init, demo, and the commands installed distributions add (``flows.commands``:
+``segment-sink``).
 
 Every failure is reported as clear lines on stderr (``flows: error: ...``)
 with a non-zero exit code; nothing prints a traceback for a user mistake.
@@ -19,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from collector.event import EventValidationError
+from flows.cli import demo as demo_command
+from flows.cli import init as init_command
 from flows.cli.commands import CommandError, CommandTakenError, Handler, add_installed_commands
 from flows.flowfile.config import FlowError, read_flow_file, resolve_flow
 
@@ -443,6 +446,8 @@ def build_parser(installed: Iterable[EntryPoint] | None = None) -> argparse.Argu
         metavar="N",
         help="send at most N messages per second (default: no limit)",
     )
+    init_command.add_command(command)
+    demo_command.add_command(command)
     add_installed_commands(
         command, lambda line: print(f"flows: warning: {line}", file=sys.stderr), installed
     )
