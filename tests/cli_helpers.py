@@ -19,16 +19,16 @@ FLOWS = [sys.executable, "-m", "flows.cli"]
 
 
 def run_flows(
-    *args: str, env: dict[str, str] | None = None, **kwargs: Any
+    *args: str, env: dict[str, str] | None = None, cwd: Path = ROOT, **kwargs: Any
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``flows ARGS`` to completion, capturing text output."""
+    """Run ``flows ARGS`` to completion (in ``cwd``, the repository's root by default)."""
     return subprocess.run(
         [*FLOWS, *args],
         capture_output=True,
         text=True,
         timeout=60,
         env={**os.environ, **(env or {})},
-        cwd=ROOT,
+        cwd=cwd,
         check=False,
         **kwargs,
     )

@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
                 f"  flows segment-sink & flows run {flow}",
                 "then POST events to http://127.0.0.1:8080/collect and see what Segment would "
                 "receive: curl -s http://127.0.0.1:9010/messages",
+                "to real Segment (the host defaults to the local receiver, so set both):",
+                f"  SEGMENT_WRITE_KEY=... SEGMENT_HOST=https://api.segment.io flows run {flow}",
             ]
         )
     )
