@@ -265,6 +265,33 @@ def test_flows_test_prints_a_diff_and_exits_1_on_a_failing_example(
     assert out.rstrip().endswith("1 passed, 1 failed, 0 skipped")
 
 
+def test_a_destination_example_out_of_nothing_holds_only_when_nothing_is_sent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """walkerOS writes ``out: []`` (Segment's examples) or ``out: false`` for "sends nothing"."""
+    from flows.cli.main import main
+
+    data = flow_file("http://127.0.0.1:9", {})
+    segment = data["flows"]["default"]["destinations"]["segment"]
+    segment["config"]["mapping"] = {"debug": {"*": {"ignore": True}}}
+    segment["config"]["consent"] = {"analytics": True}
+    user = {"id": "u1"}
+    granted = {"analytics": True}
+    segment["examples"] = {
+        "ignored": {"in": {"name": "debug noise", "user": user, "consent": granted}, "out": []},
+        "no-consent": {"in": {"name": "page view", "user": user}, "out": False},
+        "sent": {"in": {"name": "page view", "user": user, "consent": granted}, "out": []},
+    }
+    file = tmp_path / "flow.json"
+    file.write_text(json.dumps(data))
+    assert main(["test", str(file)]) == 1
+    out = capsys.readouterr().out
+    assert "destinations.segment  ignored     pass" in out
+    assert "destinations.segment  no-consent  pass" in out
+    assert "destinations.segment  sent        fail" in out
+    assert '+  "type": "track"' in out, "the diff shows the call that was not expected"
+
+
 @pytest.mark.parametrize(
     "flow", sorted(Path(__file__).parents[1].glob("flows/examples/*.flow.json"))
 )

@@ -64,7 +64,8 @@ def test_init_writes_a_starter_that_validates_and_pushes_a_segment_page(tmp_path
     assert calls[0]["context"]["consent"] == {"categoryPreferences": {"Analytics": True}}
     tested = _flows("test", "flow.json", cwd=project)
     assert tested.returncode == 0, tested.stdout
-    assert tested.stdout.rstrip().endswith("1 passed, 0 failed, 0 skipped")
+    assert "destinations.segment  no-consent  pass" in tested.stdout, "out [] holds: nothing sent"
+    assert tested.stdout.rstrip().endswith("2 passed, 0 failed, 0 skipped")
 
 
 def test_init_refuses_to_overwrite_without_force_and_overwrites_with_it(tmp_path: Path) -> None:
