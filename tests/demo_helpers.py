@@ -64,5 +64,6 @@ def run_demo(
             demo.kill()
             out, err = demo.communicate(timeout=10)
     assert demo.returncode == 0, err
+    assert "Warning" not in err, err  # e.g. runpy's, when flows.cli imported the demo early
     assert f"POST events to http://127.0.0.1:{port}/collect" in out
     return out

@@ -1,6 +1,6 @@
-"""The ``flows`` command line, the commands' own engines (step examples, demo) and the
-``flows.commands`` entry points other distributions add commands through."""
+"""The ``flows`` command line (``flows.cli.main``), the commands' own engines (step examples,
+demo, init) and the ``flows.commands`` entry points other distributions add commands through.
 
-from flows.cli.main import main
-
-__all__ = ["main"]
+Nothing is imported here: ``python -m flows.cli.demo`` must find ``flows.cli.demo`` not yet
+imported (runpy warns otherwise), and ``flows.cli.main`` imports every command.
+"""
