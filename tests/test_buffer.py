@@ -225,6 +225,14 @@ def test_workers_each_read_the_buffer_and_deliver_everything(
         with server.client() as client:
             consumers = client.xinfo_consumers("flows:buffer:default", "segment")
         assert len(consumers) == 2, consumers
+
+        def summed() -> str | None:  # any worker answers for both, at most a second behind
+            text = httpx.get(url + "/metrics", timeout=5).text
+            wanted = ("flows_buffer_appended_total 40.0", "flows_buffer_acked_total 40.0")
+            return text if all(line in text for line in wanted) else None
+
+        text = wait_until(summed, 10, "the buffer counters summed over both workers")
+        assert "flows_buffer_length " in text, "the stream's own gauges, read from Redis"
         process.send_signal(signal.SIGTERM)
         assert process.wait(15) == 0
 

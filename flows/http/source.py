@@ -530,38 +530,7 @@ class CollectorApp:
     def metrics_body(self) -> bytes:
         if self._metrics is None:
             self._metrics = metrics_renderer(self.collector, self.source, self.source.shared)
-        body = self._metrics()
-        return body if self.buffer is None else body + buffer_metrics(self.buffer)
-
-
-def buffer_metrics(buffer: EventBuffer) -> bytes:
-    """The ``flows_buffer_*`` lines: gauges read from Redis, this process's counters."""
-    lines: list[str] = []
-    gauges = buffer.gauges()
-    if gauges is not None:
-        for name, value, help_text in (
-            ("length", gauges[0], "Entries in the buffer's stream"),
-            ("pending", gauges[1], "Entries read by a destination, not yet acknowledged"),
-        ):
-            lines += [
-                f"# HELP flows_buffer_{name} {help_text}",
-                f"# TYPE flows_buffer_{name} gauge",
-                f"flows_buffer_{name} {value}",
-            ]
-    stats = buffer.stats
-    for name, value, help_text in (
-        ("appended", stats.appended, "Events stored in the buffer"),
-        ("acked", stats.acked, "Entries acknowledged after their destination settled them"),
-        ("claimed", stats.claimed, "Entries claimed from a stopped reader"),
-        ("full", stats.full, "Requests answered 503 at maxLength"),
-        ("unreachable", stats.unreachable, "Requests answered 503: redis unreachable"),
-    ):
-        lines += [
-            f"# HELP flows_buffer_{name}_total {help_text}",
-            f"# TYPE flows_buffer_{name}_total counter",
-            f"flows_buffer_{name}_total {value}",
-        ]
-    return ("\n".join(lines) + "\n").encode()
+        return self._metrics()
 
 
 _REJECTED: Any = object()

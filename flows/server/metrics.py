@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector as MetricsCollector
 from collector.collector import Collector
 
 if TYPE_CHECKING:
+    from flows.buffer.stream import BufferStats, EventBuffer
     from flows.http.source import HttpSource
 
 GAUGES = {"queue_depth", "queue_capacity"}
@@ -68,6 +69,17 @@ def snapshot(collector: Collector, source: HttpSource) -> Snapshot:
             }
             for transformer_id, stats in collector.transformer_stats.items()
         },
+        **({} if source.buffer is None else {"buffer": _buffer_counters(source.buffer.stats)}),
+    }
+
+
+def _buffer_counters(stats: BufferStats) -> dict[str, int]:
+    return {
+        "appended": stats.appended,
+        "acked": stats.acked,
+        "claimed": stats.claimed,
+        "full": stats.full,
+        "unreachable": stats.unreachable,
     }
 
 
@@ -188,6 +200,32 @@ class FlowMetrics(MetricsCollector):
             for outcome, count in counted.items():
                 transformers.add_metric([transformer_id, outcome], count)
         yield transformers
+        if self.source.buffer is not None:
+            yield from _buffer(self.source.buffer, snap.get("buffer", {}))
+
+
+BUFFER_COUNTERS = (
+    ("appended", "Events stored in the buffer"),
+    ("acked", "Entries acknowledged after their destination settled them"),
+    ("claimed", "Entries claimed from a stopped reader"),
+    ("full", "Requests answered 503 at maxLength"),
+    ("unreachable", "Requests answered 503: redis unreachable"),
+)
+
+
+def _buffer(buffer: EventBuffer, counted: dict[str, int]) -> Iterator[Metric]:
+    """``flows_buffer_*``: the stream's length and pending entries read from Redis at
+    scrape (one value for all workers and replicas), the counters summed over the workers."""
+    gauges = buffer.gauges()
+    if gauges is not None:
+        yield GaugeMetricFamily("flows_buffer_length", "Entries in the buffer's stream", gauges[0])
+        yield GaugeMetricFamily(
+            "flows_buffer_pending",
+            "Entries read by a destination, not yet acknowledged",
+            gauges[1],
+        )
+    for name, text in BUFFER_COUNTERS:
+        yield CounterMetricFamily(f"flows_buffer_{name}", text, value=counted.get(name, 0))
 
 
 def _destinations(destinations: dict[str, Any]) -> Iterator[Metric]:
