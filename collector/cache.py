@@ -37,7 +37,7 @@ from collector.errors import ConfigError, suggestion
 from collector.js import js_text
 from collector.matcher import MatcherConfigError, Predicate, always, compile_matcher
 from collector.paths import Getter, PathError, Setter, compile_path, compile_setter
-from collector.store import Store
+from collector.store import Store, store_id
 from collector.stores.memory import MemorySettings, MemoryStore
 from collector.values import (
     MappingConfigError,
@@ -244,9 +244,10 @@ def compile_cache(
     if not isinstance(rules, list) or not rules:
         raise CacheConfigError(f"{path}.rules", "must be a list of at least one rule")
     compiled = tuple(_compile_rule(rule, i, f"{path}.rules.{i}") for i, rule in enumerate(rules))
-    store_id = config.get("store")
-    store = _resolve_store(store_id, stores or {}, f"{path}.store", step_id)
-    return EventCache(compiled, store, stop=stop, namespace=namespace, store_id=store_id)
+    named = config.get("store")
+    named = store_id(named) if isinstance(named, str) else named
+    store = _resolve_store(named, stores or {}, f"{path}.store", step_id)
+    return EventCache(compiled, store, stop=stop, namespace=namespace, store_id=named)
 
 
 def _resolve_store(

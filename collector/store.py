@@ -9,7 +9,9 @@ walkerOS's: ``get``, ``set`` with an optional time to live in seconds, and
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Final
+
+from pydantic import AfterValidator, StrictStr
 
 from collector.step import SettingsT, Step
 
@@ -30,3 +32,19 @@ class Store(Step[SettingsT]):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Forget ``key`` (no error when it is missing)."""
+
+
+STORE_REFERENCE: Final = "$store."
+
+
+def store_id(reference: str) -> str:
+    """The id a store setting names: ``ID``, or walkerOS's reference ``$store.ID``.
+
+    walkerOS's bundler replaces ``$store.ID`` with the store itself; settings here
+    take the id, so both spellings name the same store.
+    """
+    return reference.removeprefix(STORE_REFERENCE)
+
+
+StoreId = Annotated[StrictStr, AfterValidator(store_id)]
+"""A settings field naming one of the flow's ``stores`` (``"shared"`` or ``"$store.shared"``)."""

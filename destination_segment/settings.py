@@ -16,6 +16,7 @@ from pydantic import (
 
 from collector.dead_letter import DEFAULT_TEMPLATE
 from collector.mapping_config import ValueConfig
+from collector.store import StoreId
 from destination_segment.sdk import SDK_BATCH_PATH
 
 SEGMENT_HOST = "https://api.segment.io"
@@ -87,7 +88,7 @@ class SegmentSettings(BaseModel):
     dedup_cache_size: int = Field(
         100_000, alias="dedupCacheSize", ge=1, description="Identities remembered for de-dup"
     )
-    dedup_store: StrictStr | None = Field(
+    dedup_store: StoreId | None = Field(
         None,
         alias="dedupStore",
         min_length=1,

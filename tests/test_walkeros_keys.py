@@ -105,6 +105,28 @@ def test_destination_batch_becomes_the_api_destinations_own_batch() -> None:
     assert (settings.batch.size, settings.batch.wait) == (5, 50)  # type: ignore[attr-defined]
 
 
+def test_store_settings_take_walkeros_store_references_as_well_as_ids() -> None:
+    """walkerOS writes ``$store.ID`` where a step wants a store; the settings here take the id."""
+    segment = {
+        "package": "segment",
+        "config": {"settings": {"writeKey": "wk", "dedupStore": "$store.shared"}},
+        "cache": {"store": "$store.shared", "rules": [{"key": ["event.id"], "ttl": 60}]},
+    }
+    data = flow({"segment": segment})
+    data["flows"]["default"]["stores"] = {"shared": {"package": "@walkeros/store-memory"}}
+    built = build_flow(resolve_flow(data, env={}))
+    active = built.destination("segment")
+    assert active.destination.settings.dedup_store == "shared"  # type: ignore[attr-defined]
+    assert active.destination.shared is not None, "identify/group decided in the store"  # type: ignore[attr-defined]
+    assert active.cache is not None
+    assert active.cache.store is built.stores["shared"]
+    segment["config"]["settings"]["dedupStore"] = "$store.sharde"
+    with pytest.raises(
+        FlowError, match=r'Unknown store "\$store.sharde".*did you mean "\$store.shared"'
+    ):
+        build_flow(resolve_flow(data, env={}))
+
+
 def test_keys_without_effect_here_are_warned_about_by_validate(tmp_path: Path, capsys: Any) -> None:
     data = flow({"log": log_to(tmp_path / "l.jsonl", queueMax=10, batch=5)})
     data["flows"]["default"]["sources"]["http"]["cache"] = {

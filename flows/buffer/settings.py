@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from collector.errors import ConfigError
+from collector.store import StoreId
 
 
 class BufferSettings(BaseModel):
@@ -14,7 +15,7 @@ class BufferSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
-    store: StrictStr = Field(description="Id of a redis store of the flow")
+    store: StoreId = Field(description="Id of a redis store of the flow (or $store.ID)")
     max_length: int = Field(
         100_000,
         alias="maxLength",
