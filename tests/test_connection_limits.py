@@ -264,6 +264,36 @@ def test_a_body_that_stalls_is_cut_after_request_timeout_and_nothing_of_it_is_ac
     assert warnings_logged(caplog) == []
 
 
+def test_answers_a_connection_gets_carry_cors_so_a_page_can_read_them(
+    served: Served, segment_receiver: SegmentReceiver, httptools: bool
+) -> None:
+    """The default ``cors: true`` is ``*``: the 431 and the 408s say so, as every answer does."""
+    with connect(served.url) as sock:
+        sock.sendall(post_head(MAX_HEADER_SIZE + 1, b"{}"))
+        status, headers, _ = parse(read_to_close(sock, 3))
+    assert (status, headers["access-control-allow-origin"]) == (431, "*")
+    body = json.dumps(event("late")).encode()
+    with connect(served.url) as sock:
+        sock.sendall(post_head(300, body) + body[:5])
+        status, headers, _ = parse(read_to_close(sock, 3))
+    assert (status, headers["access-control-allow-origin"]) == (408, "*")
+    listed = {**TIMEOUTS, "cors": {"origin": ["https://shop.example"]}}
+    with serving(segment_receiver.url, listed, httptools=httptools) as shop:
+        for origin, allowed in (
+            ("https://shop.example", "https://shop.example"),
+            ("https://x.example", None),
+        ):
+            head = post_head(300, body).replace(
+                b"Host: 127.0.0.1\r\n", f"Host: 127.0.0.1\r\nOrigin: {origin}\r\n".encode()
+            )
+            with connect(shop.url) as sock:
+                sock.sendall(head + body[:5])  # the headers, then a body that never ends
+                status, headers, _ = parse(read_to_close(sock, 3))
+            assert status == 408
+            assert headers.get("access-control-allow-origin") == allowed, origin
+            assert headers["vary"] == "origin"  # parse() lowercases the lines
+
+
 def test_a_client_gone_mid_body_ends_its_request_quietly(
     served: Served, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from time import monotonic
@@ -28,6 +28,8 @@ from flows.http.settings import HttpSettings
 
 if TYPE_CHECKING:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
+
+    from flows.http.cors import Cors
 else:
     _Base = object
 
@@ -89,28 +91,52 @@ class ConnectionGuard:
     """What the connections of one server share: the limits, the answers, the sweep timer."""
 
     def __init__(
-        self, limits: ConnectionLimits, answered: Callable[[int], None] | None = None
+        self,
+        limits: ConnectionLimits,
+        answered: Callable[[int], None] | None = None,
+        cors: Cors | None = None,
     ) -> None:
         self.limits = limits
         self.answered = answered or _uncounted
         """Counts each answer written here by status (the source's flows_http_requests_total)."""
+        self.cors = cors
+        """The source's CORS, so a page can read why its request was cut off."""
+        # With "*" every answer can say so; with a list of origins only an answer to a
+        # request whose headers were read (the 408 of a late body) knows the origin.
+        anyone = ["access-control-allow-origin: *"] if cors is not None and cors.any else []
         ms = round(limits.headers_timeout * 1000), round(limits.request_timeout * 1000)
         self.too_large = answer(
-            431, f"request line and headers over maxHeaderSize ({limits.max_header_size} bytes)"
+            431,
+            f"request line and headers over maxHeaderSize ({limits.max_header_size} bytes)",
+            *anyone,
         )
-        self.headers_late = answer(408, f"headers not complete within headersTimeout ({ms[0]} ms)")
-        self.request_late = answer(408, f"request not complete within requestTimeout ({ms[1]} ms)")
+        self.headers_late = answer(
+            408, f"headers not complete within headersTimeout ({ms[0]} ms)", *anyone
+        )
+        self.request_late_reason = f"request not complete within requestTimeout ({ms[1]} ms)"
+        self.request_late = answer(408, self.request_late_reason, *anyone)
         self.busy = answer(
             503,
             f"too many connections (maxConnections {limits.max_connections}); "
             f"retry after {limits.retry_after}s",
             f"retry-after: {limits.retry_after}",
+            *anyone,
         )
         self.deadlines = (math.inf, limits.headers_timeout, limits.request_timeout, LINGER_SECONDS)
         """Seconds a connection may stay in each phase, indexed by phase."""
         self.open: set[LimitedConnection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+
+    def late_body(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+        """The 408 for a request whose body came too late, with CORS for its ``Origin``."""
+        if self.cors is None or self.cors.any:
+            return self.request_late
+        extra = [
+            f"{n.decode('latin-1')}: {v.decode('latin-1')}"
+            for n, v in self.cors.headers(list(headers))
+        ]
+        return answer(408, self.request_late_reason, *extra)
 
     def full(self) -> bool:
         return len(self.open) >= self.limits.max_connections
@@ -233,7 +259,7 @@ class LimitedConnection(_Base):
                 transport.write(self.guard.headers_late)
                 self.guard.answered(408)
         elif phase == BODY and cycle is not None and not cycle.response_started:
-            transport.write(self.guard.request_late)
+            transport.write(self.guard.late_body(cycle.scope["headers"]))
             self.guard.answered(408)
         transport.close()  # the app's next read gets http.disconnect: nothing is pushed
 
@@ -243,7 +269,11 @@ def _uncounted(status: int) -> None:
 
 
 def protocol_class(
-    limits: ConnectionLimits, *, fast: bool, answered: Callable[[int], None] | None = None
+    limits: ConnectionLimits,
+    *,
+    fast: bool,
+    answered: Callable[[int], None] | None = None,
+    cors: Cors | None = None,
 ) -> type[LimitedConnection]:
     """A protocol class for one server: httptools when ``fast``, else h11 (pure Python)."""
     base: type[LimitedConnection]
@@ -255,7 +285,7 @@ def protocol_class(
         from flows.http.limited_h11 import LimitedH11Protocol
 
         base = LimitedH11Protocol
-    guard = ConnectionGuard(limits, answered)
+    guard = ConnectionGuard(limits, answered, cors)
     return type(base.__name__, (base,), {"guard": guard, "max_head": limits.max_header_size})
 
 

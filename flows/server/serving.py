@@ -317,7 +317,12 @@ def make_server(
         log_config=None,
         server_header=False,
         date_header=False,
-        http=protocol_class(connection_limits, fast=fast, answered=_answer_counter(app)),
+        http=protocol_class(
+            connection_limits,
+            fast=fast,
+            answered=_answer_counter(app),
+            cors=getattr(app, "cors", None),
+        ),
         ws="none",
         h11_max_incomplete_event_size=settings.max_header_size,
         **stack,
