@@ -244,20 +244,27 @@ def test_a_destination_cache_skips_duplicates_within_its_ttl() -> None:
         assert flow.destination("segment").stats.skipped == {"duplicate": 2}
 
 
+def flows_test_failing(
+    data: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> str:
+    """``flows test`` on ``data`` written to a file: it must exit 1; its table."""
+    from flows.cli.main import main
+
+    file = tmp_path / "flow.json"
+    file.write_text(json.dumps(data))
+    assert main(["test", str(file)]) == 1
+    return capsys.readouterr().out
+
+
 def test_flows_test_prints_a_diff_and_exits_1_on_a_failing_example(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from flows.cli.main import main
-
     data = flow_file("http://127.0.0.1:9", {"filter": code("drop_internal")}, "filter")
     data["flows"]["default"]["transformers"]["filter"]["examples"] = {
         "drops-internal": {"in": {"name": "internal ping"}, "out": False},
         "keeps-pages": {"in": {"name": "page view"}, "out": {"name": "page viewed"}},
     }
-    file = tmp_path / "flow.json"
-    file.write_text(json.dumps(data))
-    assert main(["test", str(file)]) == 1
-    out = capsys.readouterr().out
+    out = flows_test_failing(data, tmp_path, capsys)
     assert "transformers.filter  drops-internal  pass" in out
     assert "transformers.filter  keeps-pages     fail" in out
     assert '- "name": "page viewed"' in out
@@ -269,8 +276,6 @@ def test_a_destination_example_out_of_nothing_holds_only_when_nothing_is_sent(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """walkerOS writes ``out: []`` (Segment's examples) or ``out: false`` for "sends nothing"."""
-    from flows.cli.main import main
-
     data = flow_file("http://127.0.0.1:9", {})
     segment = data["flows"]["default"]["destinations"]["segment"]
     segment["config"]["mapping"] = {"debug": {"*": {"ignore": True}}}
@@ -282,10 +287,7 @@ def test_a_destination_example_out_of_nothing_holds_only_when_nothing_is_sent(
         "no-consent": {"in": {"name": "page view", "user": user}, "out": False},
         "sent": {"in": {"name": "page view", "user": user, "consent": granted}, "out": []},
     }
-    file = tmp_path / "flow.json"
-    file.write_text(json.dumps(data))
-    assert main(["test", str(file)]) == 1
-    out = capsys.readouterr().out
+    out = flows_test_failing(data, tmp_path, capsys)
     assert "destinations.segment  ignored     pass" in out
     assert "destinations.segment  no-consent  pass" in out
     assert "destinations.segment  sent        fail" in out
