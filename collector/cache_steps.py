@@ -10,9 +10,10 @@
   ``push`` that stops the chain (False) or raises stores nothing. ``update``
   with status MISS applies to what goes on, not to what is stored.
 - Destination (``check_duplicate``, used by ``ActiveDestination.deliver``): a
-  hit is a duplicate: the push is skipped and answered ``Skipped("duplicate")``, which the collector
-  counts per reason like any skip. With ``stop: false`` the check runs on the
-  event the destination's ``before`` chain produced (just before ``push``),
+  hit is a duplicate: the push is skipped and answered ``Skipped("duplicate")``,
+  which the collector counts per reason like any skip. With ``stop: false`` the
+  check runs on the event the destination's ``before`` chain produced (just
+  before ``push``),
   with ``stop: true`` on the event before that chain (so a duplicate skips the
   chain too). Only a push that was handed on (``push`` returned None) marks the
   event seen; walkerOS marks failed pushes too, so a retry would be dropped as
@@ -25,12 +26,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
 from collector.cache import CacheProbe, EventCache
-from collector.destination import PushContext, Skipped
+from collector.destination import Skipped
 from collector.transformer import Event, TransformerContext
 
 DUPLICATE: Final = Skipped("duplicate")
@@ -48,13 +49,6 @@ TransformerPush: TypeAlias = Callable[[Event, TransformerContext], "Event | Lite
 CachedTransformerPush: TypeAlias = Callable[
     [Event, TransformerContext], "Event | CacheStop | Literal[False] | None"
 ]
-DestinationPush: TypeAlias = Callable[[Mapping[str, Any], PushContext], "Skipped | None"]
-DedupPush: TypeAlias = Callable[
-    [Mapping[str, Any], PushContext, "Mapping[str, Any] | None"], "Skipped | None"
-]
-Answer: TypeAlias = dict[str, Any]
-"""``{"status": 200, "headers": {...}, "body": ...}``: walkerOS's respond options."""
-AnswerHandler: TypeAlias = Callable[["Mapping[str, Any] | None"], Awaitable[Answer]]
 
 
 def cached_push(push: TransformerPush, cache: EventCache) -> CachedTransformerPush:

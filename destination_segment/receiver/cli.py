@@ -22,15 +22,16 @@ class _StopServingError(Exception):
     """Raised by the signal handler to leave main()'s wait."""
 
 
-def port_from_env() -> int:
-    """``$SEGMENT_SINK_PORT``, else ``DEFAULT_PORT``; ValueError when it is not a port number."""
-    value = os.environ.get("SEGMENT_SINK_PORT")
+def port_from_env(name: str = "SEGMENT_SINK_PORT", default: int = DEFAULT_PORT) -> int:
+    """``$name`` (the receiver's ``SEGMENT_SINK_PORT`` unless told), else ``default``;
+    ValueError naming the variable when it is not a port number."""
+    value = os.environ.get(name)
     if not value:
-        return DEFAULT_PORT
+        return default
     try:
         return int(value)
     except ValueError:
-        raise ValueError(f"SEGMENT_SINK_PORT must be a port number, not {value!r}") from None
+        raise ValueError(f"{name} must be a port number, not {value!r}") from None
 
 
 def _default_port() -> int:

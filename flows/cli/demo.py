@@ -63,25 +63,15 @@ def add_command(add: AddCommand) -> None:
     )
 
 
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    """A port from the environment variable ``name``; a CommandError names it when it is not one."""
-    value = env.get(name)
-    if not value:
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise CommandError(f"{name} must be a port number, not {value!r}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the receiver and the demo flow together until Ctrl-C."""
-    port = args.port if args.port is not None else _port(os.environ, "PORT", 8080)
-    sink_port = (
-        args.sink_port
-        if args.sink_port is not None
-        else _port(os.environ, "SEGMENT_SINK_PORT", 9010)
-    )
+    from destination_segment.receiver.cli import port_from_env
+
+    try:
+        port = port_from_env("PORT", 8080) if args.port is None else args.port
+        sink_port = port_from_env() if args.sink_port is None else args.sink_port
+    except ValueError as error:
+        raise CommandError(str(error)) from None
     with (
         as_file(examples() / "shop.flow.json") as flow,
         as_file(examples() / "events" / "journey.json") as journey,

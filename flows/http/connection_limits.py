@@ -87,6 +87,11 @@ def answer(status: int, reason: str, *extra: str) -> bytes:
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
 
+def header_lines(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
+    """ASGI header pairs as ``name: value`` lines for ``answer``."""
+    return [f"{name.decode('latin-1')}: {value.decode('latin-1')}" for name, value in headers]
+
+
 class ConnectionGuard:
     """What the connections of one server share: the limits, the answers, the sweep timer."""
 
@@ -103,7 +108,7 @@ class ConnectionGuard:
         """The source's CORS, so a page can read why its request was cut off."""
         # With "*" every answer can say so; with a list of origins only an answer to a
         # request whose headers were read (the 408 of a late body) knows the origin.
-        anyone = ["access-control-allow-origin: *"] if cors is not None and cors.any else []
+        anyone = header_lines(cors.headers([])) if cors is not None and cors.any else []
         ms = round(limits.headers_timeout * 1000), round(limits.request_timeout * 1000)
         self.too_large = answer(
             431,
@@ -132,11 +137,9 @@ class ConnectionGuard:
         """The 408 for a request whose body came too late, with CORS for its ``Origin``."""
         if self.cors is None or self.cors.any:
             return self.request_late
-        extra = [
-            f"{n.decode('latin-1')}: {v.decode('latin-1')}"
-            for n, v in self.cors.headers(list(headers))
-        ]
-        return answer(408, self.request_late_reason, *extra)
+        return answer(
+            408, self.request_late_reason, *header_lines(self.cors.headers(list(headers)))
+        )
 
     def full(self) -> bool:
         return len(self.open) >= self.limits.max_connections

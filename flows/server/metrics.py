@@ -74,13 +74,8 @@ def snapshot(collector: Collector, source: HttpSource) -> Snapshot:
 
 
 def _buffer_counters(stats: BufferStats) -> dict[str, int]:
-    return {
-        "appended": stats.appended,
-        "acked": stats.acked,
-        "claimed": stats.claimed,
-        "full": stats.full,
-        "unreachable": stats.unreachable,
-    }
+    """The ``BUFFER_COUNTERS`` of this process, to be summed over the workers."""
+    return {name: getattr(stats, name) for name, _ in BUFFER_COUNTERS}
 
 
 def merge(snapshots: list[Snapshot]) -> Snapshot:
